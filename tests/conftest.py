@@ -1,0 +1,52 @@
+"""Shared fixtures: where the shared test assets live, and skips when they are absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("VIDRESTORE_SHARED", REPO.parent / "shared"))
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared test assets not found at {path} (set VIDRESTORE_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The read-only ``shared/`` folder beside the checkout."""
+    return _need(SHARED)
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    return _need(SHARED / "golden")
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    return _need(SHARED / "media")
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    return _need(SHARED / "weights-mirror")
+
+
+@pytest.fixture(scope="session")
+def yunet_path(mirror_dir: Path) -> Path:
+    return _need(mirror_dir / "face_detection_yunet_2026may.onnx")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test gets its own empty weights cache unless it sets one itself."""
+    monkeypatch.setenv("VIDRESTORE_HOME", str(tmp_path_factory.mktemp("vrhome")))
+    monkeypatch.delenv("VIDRESTORE_MIRROR", raising=False)

@@ -1,0 +1,78 @@
+"""The ``vidrestore`` command: a thin click layer over the library.
+
+Subcommands are imported only when used, so ``--help``/``--version`` stay fast. Library errors
+become one line on stderr and the error's exit code; ``-v`` adds logs, ``-vv`` also tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from importlib import import_module
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import VidrestoreError
+
+COMMANDS = {
+    "restore": ("vidrestore.cli.restore_cmd", "restore"),
+    "track": ("vidrestore.cli.track_cmd", "track"),
+    "pipe": ("vidrestore.cli.pipe_cmd", "pipe"),
+    "batch": ("vidrestore.cli.batch_cmd", "batch"),
+    "weights": ("vidrestore.cli.weights_cmd", "weights"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands live in their own modules, imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name]
+        cmd: click.Command = getattr(import_module(module), attr)
+        return cmd
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VidrestoreError as exc:
+            if (ctx.obj or {}).get("verbose", 0) >= 2:
+                raise
+            click.echo(f"vidrestore: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("vidrestore: interrupted; no output was written", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="vidrestore")
+@click.option("-v", "--verbose", count=True, help="More logs (-v info, -vv debug and tracebacks).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """Restore faces in video with CodeFormer: temporally stable, with sound, timing and format
+    kept.
+
+    \b
+    Examples:
+      vidrestore restore in.mp4 -o out.mp4
+      vidrestore track in.mp4 -o preview.mp4 --report tracks.json
+      vidrestore weights list
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="vidrestore")

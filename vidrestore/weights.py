@@ -1,0 +1,379 @@
+"""Model files: the manifest, the local cache, verified downloads and imports.
+
+Every file vidrestore can use has one manifest entry (``weights/manifest.json``): file name, size,
+SHA-256, licence, origin and the URLs it is published at. Files live in ``$VIDRESTORE_HOME``
+(default: the user's cache folder). A download streams to a temporary file beside the final one,
+is checked for size and hash, and only then renamed into place, so a half file never carries the
+final name. ``$VIDRESTORE_MIRROR`` (directories or http(s) base URLs, separated by ``os.pathsep``)
+is tried before the upstream URLs. A file whose hash does not match is refused, never used.
+
+Entries without a published hash are trusted on first use: the first verified download records its
+size and hash in ``recorded.json`` in the cache, and later checks compare against that record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from .errors import UsageError, WeightsError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+MANIFEST_PATH = Path(__file__).with_name("manifest.json")
+HOME_ENV = "VIDRESTORE_HOME"
+MIRROR_ENV = "VIDRESTORE_MIRROR"
+OFFLINE_ENV = "VIDRESTORE_OFFLINE"
+RECORD_FILE = "recorded.json"
+CHUNK = 1 << 20
+TIMEOUT_S = 30.0
+STALE_PART_S = 600.0
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One manifest entry."""
+
+    name: str
+    file: str
+    size: int | None
+    sha256: str | None
+    license: str
+    origin: str
+    purpose: str
+    urls: tuple[str, ...]
+
+    @property
+    def verified(self) -> bool:
+        """Whether the manifest pins both size and hash."""
+        return self.size is not None and self.sha256 is not None
+
+
+@dataclass(frozen=True)
+class WeightStatus:
+    """What the cache holds for one entry."""
+
+    spec: WeightSpec
+    path: Path
+    state: str  # "present", "missing", "corrupt", "unverified"
+    detail: str = ""
+
+
+def load_manifest(path: Path | str = MANIFEST_PATH) -> dict[str, WeightSpec]:
+    """Read a manifest file into ``{name: WeightSpec}``, in file order."""
+    data = json.loads(Path(path).read_text())
+    if data.get("schema") != 1:
+        raise WeightsError(f"{path}: unsupported manifest schema {data.get('schema')!r}")
+    return {
+        name: WeightSpec(
+            name=name,
+            file=e["file"],
+            size=e.get("size"),
+            sha256=e.get("sha256"),
+            license=e["license"],
+            origin=e["origin"],
+            purpose=e.get("purpose", ""),
+            urls=tuple(e["urls"]),
+        )
+        for name, e in data["models"].items()
+    }
+
+
+def default_home() -> Path:
+    """``$VIDRESTORE_HOME``, else the platform's user cache folder."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("vidrestore")) / "weights"
+
+
+def mirrors_from_env() -> tuple[str, ...]:
+    """Mirrors named by ``$VIDRESTORE_MIRROR`` (folders or http(s) base URLs)."""
+    raw = os.environ.get(MIRROR_ENV, "")
+    if os.pathsep == ":":
+        # ':' also appears in URLs: do not split after a scheme or before a port number.
+        pieces = re.split(r"(?<!http)(?<!https):(?!//)(?!\d)", raw)
+    else:
+        pieces = raw.split(os.pathsep)
+    return tuple(p.strip() for p in pieces if p.strip())
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class WeightStore:
+    """The local cache of model files, with download, verification and import.
+
+    Args:
+        home: cache folder (default: ``$VIDRESTORE_HOME`` or the user cache folder).
+        mirrors: folders or base URLs tried before the upstream URLs
+            (default: ``$VIDRESTORE_MIRROR``).
+        manifest: entries to serve (default: the project's manifest).
+        offline: never touch the network (default: ``$VIDRESTORE_OFFLINE`` set to 1).
+        progress: show a tqdm bar while downloading.
+    """
+
+    def __init__(
+        self,
+        home: Path | str | None = None,
+        *,
+        mirrors: tuple[str, ...] | None = None,
+        manifest: dict[str, WeightSpec] | None = None,
+        offline: bool | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.mirrors = mirrors if mirrors is not None else mirrors_from_env()
+        self.manifest = manifest if manifest is not None else load_manifest()
+        self.offline = (os.environ.get(OFFLINE_ENV) == "1") if offline is None else offline
+        self.progress = progress
+
+    # -- lookup -----------------------------------------------------------------------------
+    def spec(self, name: str) -> WeightSpec:
+        """The manifest entry called ``name``; unknown names list the known ones."""
+        try:
+            return self.manifest[name]
+        except KeyError:
+            known = ", ".join(self.manifest)
+            raise UsageError(f"unknown model file {name!r}; known: {known}") from None
+
+    def path(self, name: str) -> Path:
+        """Where the file for ``name`` lives in the cache (present or not)."""
+        return self.home / self.spec(name).file
+
+    def expected(self, name: str) -> tuple[int | None, str | None]:
+        """(size, sha256) to check against: the manifest's, else the first-use record."""
+        spec = self.spec(name)
+        if spec.verified:
+            return spec.size, spec.sha256
+        rec = self._records().get(name, {})
+        return rec.get("size"), rec.get("sha256")
+
+    # -- state ------------------------------------------------------------------------------
+    def status(self, name: str, *, rehash: bool = False) -> WeightStatus:
+        """Check the cached file against its size and hash (cached by size and mtime)."""
+        spec = self.spec(name)
+        path = self.path(name)
+        if not path.is_file():
+            return WeightStatus(spec, path, "missing")
+        size, sha = self.expected(name)
+        actual_size = path.stat().st_size
+        if size is not None and actual_size != size:
+            return WeightStatus(spec, path, "corrupt", f"size {actual_size}, expected {size}")
+        if sha is None:
+            return WeightStatus(spec, path, "unverified", "no published hash and none recorded")
+        actual = self._hash_cached(path) if not rehash else sha256_file(path)
+        if actual != sha:
+            return WeightStatus(spec, path, "corrupt", f"sha256 {actual}, expected {sha}")
+        return WeightStatus(spec, path, "present")
+
+    def ensure(self, name: str, *, download: bool = True) -> Path:
+        """Path of a verified local file for ``name``, downloading it when missing."""
+        st = self.status(name)
+        if st.state == "present":
+            return st.path
+        if st.state == "unverified":
+            self._record(name, st.path)
+            return st.path
+        if st.state == "corrupt":
+            raise WeightsError(
+                f"{st.path} fails its check ({st.detail}); delete it and run "
+                f"`vidrestore weights download {name}`"
+            )
+        if not download:
+            raise self._missing_error(name, "downloads are disabled")
+        return self.download(name)
+
+    # -- getting files ----------------------------------------------------------------------
+    def download(self, name: str, *, force: bool = False) -> Path:
+        """Fetch ``name`` from the mirrors, then the upstream URLs; verify; install atomically."""
+        spec = self.spec(name)
+        dest = self.path(name)
+        if dest.exists() and not force and self.status(name).state == "present":
+            return dest
+        failures: list[str] = []
+        for source in self._sources(spec):
+            is_url = "://" in source
+            if is_url and self.offline:
+                failures.append(f"{source}: offline")
+                continue
+            try:
+                with self._staged(dest) as (tmp, fh):
+                    if is_url:
+                        self._fetch_url(source, fh, spec)
+                    else:
+                        self._copy_file(Path(source), fh)
+                    fh.flush()
+                    self._check(name, tmp, source)
+                    os.replace(tmp, dest)
+            except (WeightsError, OSError, urllib.error.URLError, ValueError) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                failures.append(f"{source}: {reason}")
+                log.info("could not get %s from %s: %s", spec.file, source, reason)
+                continue
+            self._record(name, dest)
+            log.info("installed %s from %s", dest, source)
+            return dest
+        raise self._missing_error(name, "; ".join(failures) or "no source to try")
+
+    def import_file(self, name: str, src: Path | str) -> Path:
+        """Copy a file the user obtained by hand into the cache, after checking it."""
+        src = Path(src)
+        if not src.is_file():
+            raise UsageError(f"{src}: no such file")
+        dest = self.path(name)
+        with self._staged(dest) as (tmp, fh):
+            self._copy_file(src, fh)
+            fh.flush()
+            self._check(name, tmp, str(src))
+            os.replace(tmp, dest)
+        self._record(name, dest)
+        return dest
+
+    # -- internals --------------------------------------------------------------------------
+    def _sources(self, spec: WeightSpec) -> list[str]:
+        out: list[str] = []
+        for m in self.mirrors:
+            if "://" in m:
+                out.append(m.rstrip("/") + "/" + urllib.parse.quote(spec.file))
+            else:
+                out.append(str(Path(m).expanduser() / spec.file))
+        out.extend(spec.urls)
+        return out
+
+    @contextlib.contextmanager
+    def _staged(self, dest: Path) -> Iterator[tuple[Path, IO[bytes]]]:
+        """A temporary file beside ``dest``; removed unless it was renamed into place."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for stale in dest.parent.glob(f".{dest.name}.*.part"):
+            # Left by a killed process; a live download touches its file every few seconds.
+            with contextlib.suppress(OSError):
+                if time.time() - stale.stat().st_mtime > STALE_PART_S:
+                    stale.unlink()
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield tmp, fh
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _fetch_url(self, url: str, fh: IO[bytes], spec: WeightSpec) -> None:
+        from tqdm import tqdm
+
+        req = urllib.request.Request(url, headers={"User-Agent": "vidrestore"})
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or spec.size
+            with tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=spec.file,
+                disable=not self.progress, leave=False,
+            ) as bar:
+                for block in iter(lambda: resp.read(CHUNK), b""):
+                    fh.write(block)
+                    bar.update(len(block))
+
+    @staticmethod
+    def _copy_file(src: Path, fh: IO[bytes]) -> None:
+        with open(src, "rb") as f:
+            shutil.copyfileobj(f, fh, CHUNK)
+
+    def _check(self, name: str, path: Path, source: str) -> None:
+        size, sha = self.expected(name)
+        actual_size = path.stat().st_size
+        if size is not None and actual_size != size:
+            raise WeightsError(f"size {actual_size} bytes, expected {size} (from {source})")
+        if sha is not None:
+            actual = sha256_file(path)
+            if actual != sha:
+                raise WeightsError(f"sha256 {actual} does not match {sha} (from {source})")
+
+    def _missing_error(self, name: str, why: str) -> WeightsError:
+        spec = self.spec(name)
+        return WeightsError(
+            f"model file {spec.file} ({name}) is missing and could not be fetched ({why}). "
+            f"Download it from {spec.urls[0]} and run `vidrestore weights import {name} FILE`, "
+            f"or put it at {self.path(name)}, or run `vidrestore weights download {name}` "
+            f"when online (a mirror folder or URL can be named in ${MIRROR_ENV})"
+        )
+
+    def _records(self) -> dict[str, Any]:
+        p = self.home / RECORD_FILE
+        try:
+            return json.loads(p.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def _record(self, name: str, path: Path) -> None:
+        """Trust-on-first-use record for entries the manifest does not pin."""
+        if self.spec(name).verified or self.expected(name)[1] is not None:
+            return
+        recs = self._records()
+        recs[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        tmp = self.home / f".{RECORD_FILE}.tmp"
+        tmp.write_text(json.dumps(recs, indent=2))
+        os.replace(tmp, self.home / RECORD_FILE)
+        log.warning(
+            "%s has no published hash; recorded sha256 %s on first use in %s",
+            path.name, recs[name]["sha256"], self.home / RECORD_FILE,
+        )
+
+    def _hash_cached(self, path: Path) -> str:
+        """SHA-256 of ``path``, remembered in a sidecar keyed by size and mtime."""
+        st = path.stat()
+        side = path.with_name(f".{path.name}.sha256")
+        key = f"{st.st_size}:{st.st_mtime_ns}"
+        with contextlib.suppress(OSError, ValueError):
+            k, digest = side.read_text().split()
+            if k == key:
+                return digest
+        digest = sha256_file(path)
+        with contextlib.suppress(OSError):
+            side.write_text(f"{key} {digest}\n")
+        return digest
+
+
+def ensure(name: str, *, download: bool = True) -> Path:
+    """Path of a verified local copy of the manifest entry ``name`` (default store)."""
+    return WeightStore().ensure(name, download=download)
+
+
+def load_codeformer(
+    path: Path | str | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> Any:
+    """Load CodeFormer from ``path`` (any compatible checkpoint) or the verified cached file."""
+    import torch
+
+    from .models.loader import load_codeformer_checkpoint
+
+    resolved = Path(path) if path is not None else ensure("codeformer")
+    if path is not None and not resolved.is_file():
+        raise WeightsError(f"{resolved}: no such checkpoint file")
+    return load_codeformer_checkpoint(resolved, device=device, dtype=dtype or torch.float32)
