@@ -1,0 +1,256 @@
+"""Pass-through (decode, re-encode unchanged) keeps timing, picture format and other streams.
+
+Every check reads the output with the ffprobe program, independently of the code under test.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from iomedia import (
+    CLIPS,
+    ffprobe,
+    get_clip,
+    min_psnr,
+    passthrough,
+    payloads,
+    psnr,
+    read_all,
+    rotation,
+    run,
+    stream,
+    timed,
+    video_times,
+)
+
+from vidrestore.errors import StreamCopyError
+from vidrestore.io import Frame, VideoReader, VideoWriter, WriterOptions, probe
+
+FAST = {"preset": "ultrafast"}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {key: get_clip(tmp_path_factory, key) for key in CLIPS}
+
+
+def _same_tags(src: dict, out: dict, keys: tuple[str, ...] = ("language", "title")) -> None:
+    for key in keys:
+        assert src.get("tags", {}).get(key) == out.get("tags", {}).get(key), key
+
+
+def test_info_matches_ffprobe(clips: dict[str, Path]) -> None:
+    for key, path in clips.items():
+        facts, info = CLIPS[key], probe(path)
+        video = stream(ffprobe(path), "video")
+        assert (info.width, info.height) == (facts.width, facts.height), key
+        assert info.pix_fmt == video["pix_fmt"] == facts.pix_fmt, key
+        assert info.time_base == Fraction(video["time_base"]), key
+        assert info.avg_rate == Fraction(video["avg_frame_rate"]), key
+        assert info.color_range == video.get("color_range", "unknown"), key
+        assert info.color_matrix == video.get("color_space", "unknown"), key
+        assert info.rotation == (facts.rotate or 0), key
+        kinds = [s.kind for s in info.other_streams]
+        assert kinds.count("audio") == facts.audio and kinds.count("subtitle") == facts.subtitles
+
+
+def test_cfr_mov_keeps_timing_and_both_audio_tracks(clips: dict[str, Path], tmp_path: Path) -> None:
+    src, out = clips["cfr_mov"], tmp_path / "out.mov"
+    report = passthrough(src, out, **FAST)
+    assert report.frames == 30 and report.not_carried == ()
+    assert video_times(out) == video_times(src)
+    for sel in ("a:0", "a:1"):
+        assert timed(out, sel) == timed(src, sel), sel  # pts, duration and payload per packet
+    a, b = ffprobe(src), ffprobe(out)
+    for n in (0, 1):
+        _same_tags(stream(a, "audio", n), stream(b, "audio", n))
+    sv, ov = stream(a, "video"), stream(b, "video")
+    assert ov["nb_frames"] == sv["nb_frames"] == "30"
+    assert ov["duration"] == sv["duration"]
+    for key in ("color_primaries", "color_transfer", "color_space", "pix_fmt"):
+        assert ov[key] == sv[key], key
+    before, after = read_all(src), read_all(out)
+    assert [f.pts for f in after] == [f.pts for f in before]
+    assert min_psnr(before, after) > 33
+
+
+def test_vfr_mp4_keeps_irregular_pts_and_subtitles(clips: dict[str, Path], tmp_path: Path) -> None:
+    src, out = clips["vfr_mp4"], tmp_path / "out.mp4"
+    gaps = np.diff([float(t) for t in video_times(src)])
+    assert gaps.max() > 2 * gaps.min()  # the clip really is variable-rate
+    passthrough(src, out, **FAST)
+    assert video_times(out) == video_times(src)
+    assert timed(out, "a:0") == timed(src, "a:0")
+    assert timed(out, "s:0") == timed(src, "s:0")
+    _same_tags(stream(ffprobe(src), "subtitle"), stream(ffprobe(out), "subtitle"))
+    assert stream(ffprobe(out), "video")["duration"] == stream(ffprobe(src), "video")["duration"]
+
+
+def test_mkv_keeps_odd_size_subtitles_chapters_attachment(clips: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    src, out = clips["odd_mkv"], tmp_path / "out.mkv"
+    report = passthrough(src, out, **FAST)
+    assert report.not_carried == ()
+    a, b = ffprobe(src), ffprobe(out)
+    ov = stream(b, "video")
+    assert (ov["width"], ov["height"]) == (641, 359)
+    assert video_times(out) == video_times(src)
+    for sel in ("a:0", "a:1", "s:0"):
+        assert timed(out, sel) == timed(src, sel), sel
+    _same_tags(stream(a, "audio", 1), stream(b, "audio", 1))
+    _same_tags(stream(a, "subtitle"), stream(b, "subtitle"))
+    assert [(c["start_time"], c["end_time"], c["tags"]["title"]) for c in b["chapters"]] == \
+           [(c["start_time"], c["end_time"], c["tags"]["title"]) for c in a["chapters"]]
+    assert b["format"]["tags"]["title"] == "Test clip"
+    assert stream(b, "attachment")["tags"]["filename"] == "font.ttf"
+
+
+def test_mp4_output_reports_what_it_cannot_hold(clips: dict[str, Path], tmp_path: Path) -> None:
+    src, out = clips["odd_mkv"], tmp_path / "out.mp4"
+    report = passthrough(src, out, **FAST)
+    kinds = sorted(note.kind for note in report.not_carried)
+    assert kinds == ["attachment", "subtitle"]
+    assert all("mp4" in note.reason for note in report.not_carried)
+    assert payloads(out, "a:0") == payloads(src, "a:0")  # audio still carried unchanged
+    assert payloads(out, "a:1") == payloads(src, "a:1")
+    strict = tmp_path / "strict.mp4"
+    with pytest.raises(StreamCopyError, match="subtitle"):
+        passthrough(src, strict, strict_streams=True, **FAST)
+    assert not strict.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_rotation_is_carried_not_applied(clips: dict[str, Path], tmp_path: Path) -> None:
+    src, out = clips["rot_mp4"], tmp_path / "out.mp4"
+    frames = read_all(src)
+    assert frames[0].size == (160, 96)  # delivered as stored
+    passthrough(src, out, **FAST)
+    a, b = ffprobe(src), ffprobe(out)
+    assert rotation(a) is not None and rotation(b) == rotation(a)
+    assert (stream(b, "video")["width"], stream(b, "video")["height"]) == (160, 96)
+    assert probe(out).display_matrix == probe(src).display_matrix
+
+
+@pytest.mark.parametrize(("key", "suffix", "codec", "pix_fmt"), [
+    ("hevc10_mp4", ".mp4", "auto", "yuv420p10le"),
+    ("hevc10_mp4", ".mkv", "h265", "yuv420p10le"),
+    ("ffv1_10_mkv", ".mkv", "ffv1", "yuv422p10le"),
+    ("ffv1_10_mkv", ".mov", "prores", "yuv422p10le"),
+])
+def test_deep_sources_stay_deep(clips: dict[str, Path], tmp_path: Path, key: str, suffix: str,
+                                codec: str, pix_fmt: str) -> None:
+    src, out = clips[key], tmp_path / f"out{suffix}"
+    before = read_all(src)
+    assert before[0].pixels.dtype == np.uint16
+    passthrough(src, out, codec=codec, **FAST)
+    a, b = stream(ffprobe(src), "video"), stream(ffprobe(out), "video")
+    assert b["pix_fmt"] == pix_fmt
+    for tag in ("color_range", "color_primaries", "color_transfer", "color_space"):
+        assert b.get(tag) == a.get(tag), tag
+    # Matroska counts milliseconds and starts at 0 even when AAC priming begins earlier
+    # (as ffmpeg's own remux does), so compare times from the first frame to the ms.
+    t_src, t_out = video_times(src), video_times(out)
+    assert [round(t - t_src[0], 3) for t in t_src] == [round(t - t_out[0], 3) for t in t_out]
+    assert payloads(out, "a:0") == payloads(src, "a:0")
+    after = read_all(out)
+    assert after[0].pixels.dtype == np.uint16 and len(after) == len(before)
+    assert min_psnr(before, after) > 36
+
+
+def test_lossless_ffv1_is_nearly_exact(clips: dict[str, Path], tmp_path: Path) -> None:
+    src, out = clips["odd_mkv"], tmp_path / "out.mkv"
+    passthrough(src, out, codec="ffv1")
+    assert stream(ffprobe(out), "video")["codec_name"] == "ffv1"
+    before, after = read_all(src), read_all(out)
+    # only the RGB <-> YUV rounding of the round trip remains
+    assert min_psnr(before, after) > 45
+
+
+def test_interlaced_field_order_is_kept(clips: dict[str, Path], tmp_path: Path) -> None:
+    src, out = clips["interlaced_mp4"], tmp_path / "out.mp4"
+    assert probe(src).field_order == "tt"
+    passthrough(src, out, **FAST)
+    assert stream(ffprobe(out), "video")["field_order"] == "tt"
+
+
+def test_default_encoder_is_x264_crf18_medium(clips: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    passthrough(clips["rot_mp4"], out)
+    assert stream(ffprobe(out), "video")["codec_name"] == "h264"
+    settings = out.read_bytes()
+    assert b"crf=18.0" in settings and b"rc_lookahead=40" in settings  # medium's look-ahead
+
+
+def _aligned(a: list[Frame], b: list[Frame]) -> bool:
+    """Each frame of ``b`` is closest to the frame of ``a`` at the same position."""
+    for i, frame in enumerate(b):
+        scores = [psnr(other.pixels, frame.pixels) for other in a]
+        if int(np.argmax(scores)) != i:
+            return False
+    return True
+
+
+def test_decord_backend_gives_same_frames_and_pts(clips: dict[str, Path]) -> None:
+    pytest.importorskip("decord")
+    a = read_all(clips["vfr_mp4"], backend="pyav")
+    b = read_all(clips["vfr_mp4"], backend="decord")
+    assert [f.pts for f in b] == [f.pts for f in a]
+    assert _aligned(a, b) and min_psnr(a, b) > 30  # decord samples chroma more coarsely
+    c = read_all(clips["vfr_mp4"], backend="decord", start="10f", end="20f")
+    inside = [f for f in a if Fraction(10, 9) <= f.pts * f.time_base < Fraction(20, 9)]
+    assert [f.pts for f in c] == [f.pts for f in inside] and len(c) > 3
+    assert _aligned(inside, c)
+
+
+def test_decord_refuses_what_it_would_alter(clips: dict[str, Path]) -> None:
+    pytest.importorskip("decord")
+    with pytest.raises(ValueError, match="bt709 colour matrix"):
+        VideoReader(clips["cfr_mov"], backend="decord")
+    with pytest.raises(ValueError, match="8 of the 10 bits"):
+        VideoReader(clips["hevc10_mp4"], backend="decord")
+
+
+def test_frames_are_read_once_per_reader(clips: dict[str, Path]) -> None:
+    with VideoReader(clips["rot_mp4"]) as reader:
+        assert len(list(reader)) == 15
+        with pytest.raises(ValueError, match="read once"):
+            list(reader)
+
+
+def _mean_luma(path: Path) -> float:
+    """Mean of the stored Y plane, read straight from the decoder (no RGB conversion)."""
+    with av.open(str(path)) as container:
+        return float(np.mean([f.to_ndarray()[: f.height].mean()
+                              for f in container.decode(video=0)]))
+
+
+def test_exact_rgb_keeps_brightness_fast_path_darkens(clips: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    src = clips["rot_mp4"]
+    shift = {}
+    for exact in (True, False):
+        out = tmp_path / f"{exact}.mkv"
+        with VideoReader(src, exact_rgb=exact) as reader, VideoWriter(
+                out, source=reader.info, options=WriterOptions(codec="ffv1")) as writer:
+            for frame in reader:
+                writer.write(frame)
+        shift[exact] = _mean_luma(out) - _mean_luma(src)
+    assert abs(shift[True]) < 0.05  # lossless FFV1: only the round trip's rounding is left
+    assert shift[False] < -0.5  # the documented cost of the fast path
+
+
+def test_timecode_is_kept_and_dropped_for_a_cut(tmp_path: Path) -> None:
+    src = tmp_path / "tc.mov"
+    run("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=0.4",
+        "-timecode", "01:00:00:00", "-c:v", "libx264", "-preset", "ultrafast", str(src))
+    for out in (tmp_path / "out.mov", tmp_path / "out.mkv"):
+        assert passthrough(src, out, **FAST).not_carried == ()
+        tags = {k.lower(): v for k, v in stream(ffprobe(out), "video")["tags"].items()}
+        assert tags["timecode"] == "01:00:00:00"
+    assert [s["codec_tag_string"] for s in ffprobe(tmp_path / "out.mov")["streams"]] == [
+        "avc1", "tmcd"]
+    report = passthrough(src, tmp_path / "cut.mov", start=0.2, **FAST)
+    assert [n.codec for n in report.not_carried] == ["timecode"]

@@ -1,0 +1,442 @@
+"""Re-encode frames into a video file that keeps the source's timing, format and other streams.
+
+Frames arrive with the source's pts and time base and leave with them (re-based to 0 only for
+a ``start``/``end`` range), so variable frame rates, frame counts and durations survive. Audio,
+subtitles, chapters and tags are copied packet for packet by :class:`StreamCopier`. The file is
+written under a temporary name in the destination folder and renamed into place only when it
+is complete; on any error (``KeyboardInterrupt`` included) nothing is left at the destination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from ..errors import OutputError, StreamCopyError, UsageError
+from ..options import opt, validate
+from .color import (
+    COLOR_MATRICES,
+    COLOR_PRIMARIES,
+    COLOR_RANGES,
+    COLOR_TRANSFERS,
+    FIELD_ORDERS,
+    code_of,
+    from_rgb_args,
+    output_matrix,
+    output_range,
+)
+from .frame import Frame
+from .paths import AtomicOutput, check_output
+from .probe import VideoInfo, bit_depth, probe
+from .sequence import SequenceWriter, is_sequence
+from .streamcopy import StreamCopier, StreamNote, Window
+from .timecode import TimeValue, parse_time
+
+log = logging.getLogger(__name__)
+
+CODECS = ("auto", "h264", "h265", "ffv1", "prores")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+           "veryslow", "placebo")
+PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "4444xq": 5}
+_ENCODERS = {"h264": "libx264", "h265": "libx265", "ffv1": "ffv1", "prores": "prores_ks"}
+_CODEC_IDS = {"h264": "h264", "h265": "hevc", "ffv1": "ffv1", "prores": "prores"}
+
+
+@dataclass
+class WriterOptions:
+    """How the output video is encoded. Other streams are always copied, never re-encoded."""
+
+    codec: str = opt("auto", "video codec: auto is H.264 (mp4/mov/mkv); ffv1 is lossless "
+                     "(mkv); prores is for mov", choices=CODECS, flag="--video-codec")
+    crf: int = opt(18, "H.264/H.265 quality, lower is better", min=0, max=51)
+    preset: str = opt("medium", "H.264/H.265 speed preset", choices=PRESETS)
+    prores_profile: str = opt("hq", "ProRes profile (4444 keeps full chroma)",
+                              choices=tuple(PRORES_PROFILES))
+    pix_fmt: str | None = opt(None, "output pixel format; default follows the source "
+                              "(10-bit sources stay 10-bit)")
+    strict_streams: bool = opt(False, "fail instead of warning when an audio, subtitle or "
+                               "data stream cannot be carried into the output container")
+    overwrite: bool = opt(False, "replace an existing output file")
+    encoder_threads: int = opt(0, "video encoder threads (0 picks one per core)", min=0)
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What a finished write produced."""
+
+    path: Path
+    frames: int
+    not_carried: tuple[StreamNote, ...]
+
+
+class VideoWriter:
+    """Encodes :class:`Frame` records into ``dst``, a video file or an image sequence.
+
+    ``source`` is the :class:`VideoInfo` of the input (or its path): size, pixel format,
+    colour tags, rotation, time base and the streams to copy come from it. ``start``/``end``
+    must be the values given to the reader; they re-base the output to 0 and cut the copied
+    streams to the range (packet-accurate: audio packets whose start lies in the range).
+    """
+
+    def __init__(
+        self,
+        dst: str | os.PathLike[str],
+        *,
+        source: VideoInfo | str | os.PathLike[str],
+        options: WriterOptions | None = None,
+        start: TimeValue | None = None,
+        end: TimeValue | None = None,
+    ) -> None:
+        self.options = options or WriterOptions()
+        validate(self.options)
+        self.info = source if isinstance(source, VideoInfo) else probe(source)
+        self.dst = Path(dst)
+        self._ranged = start is not None or end is not None
+        self._end = None if end is None else parse_time(end, rate=self.info.avg_rate, name="end")
+        self._last: Frame | None = None
+        self._interval: int | None = None
+        self._shift = 0
+        self.report: WriteReport | None = None
+        self._sink: _Encoder | SequenceWriter
+        if is_sequence(self.dst):
+            self._sink = SequenceWriter(self.dst, self.info, overwrite=self.options.overwrite,
+                                        strict=self.options.strict_streams)
+        else:
+            self._sink = _Encoder(self.dst, self.info, self.options, ranged=self._ranged)
+
+    @property
+    def not_carried(self) -> tuple[StreamNote, ...]:
+        """Source streams the output cannot hold (also logged as warnings)."""
+        return tuple(self._sink.notes)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: Frame) -> None:
+        """Queue one frame; it is encoded once the next one (or the end) fixes its duration.
+
+        Frames in another time base than the source's are moved to it (nearest tick).
+        """
+        tb = self.info.time_base
+        if frame.time_base != tb:
+            frame = Frame(frame.index, round(frame.pts * frame.time_base / tb), tb, frame.pixels)
+        w, h = frame.size
+        if (w, h) != (self.info.width, self.info.height):
+            raise UsageError(f"frame {frame.index} is {w}x{h}; {self.dst} is "
+                             f"{self.info.width}x{self.info.height}")
+        last = self._last
+        if last is None:
+            self._shift = frame.pts if self._ranged else 0
+            self._sink.begin(self._window(frame))
+        else:
+            if frame.pts <= last.pts:
+                raise UsageError(f"frame {frame.index} pts {frame.pts} does not follow "
+                                 f"pts {last.pts}; frames must come in presentation order")
+            self._interval = frame.pts - last.pts
+            self._sink.put(last, last.pts - self._shift, self._interval)
+        self._last = frame
+
+    def close(self) -> WriteReport:
+        """Encode the held frame, flush, copy the remaining streams and move the file in place.
+
+        Returns (and keeps in :attr:`report`) what was written; a second call returns it again.
+        """
+        if self.report is not None:
+            return self.report
+        try:
+            if self._last is None:
+                raise OutputError(f"{self.dst}: no frames were written; nothing to save")
+            last = self._last
+            self._sink.put(last, last.pts - self._shift, self._last_duration(last))
+            self._sink.finish()
+        except BaseException:
+            self.abort()
+            raise
+        self.report = WriteReport(self.dst, self._sink.count, self.not_carried)
+        return self.report
+
+    def abort(self) -> None:
+        """Drop everything written so far; nothing is left at the destination."""
+        self._sink.abort()
+
+    def _window(self, first: Frame) -> Window:
+        info = self.info
+        tb = info.time_base
+        if not self._ranged:
+            return Window()
+        start_time = info.start_pts * tb
+        hi = None if self._end is None else start_time + self._end
+        return Window(lo=first.pts * tb, hi=hi, shift=first.pts * tb)
+
+    def _last_duration(self, last: Frame) -> int:
+        """The source's own duration for its last frame, else the last frame interval."""
+        tb = self.info.time_base
+        interval = self._interval
+        if interval is None:
+            rate = self.info.avg_rate
+            interval = max(1, round(1 / (rate * tb))) if rate else 1
+        end = self.info.end_pts
+        if end is not None and self._end is None and 0 < end - last.pts <= 2 * interval:
+            return end - last.pts
+        return interval
+
+
+class _Encoder:
+    """The container side of :class:`VideoWriter`: encoder, stream copier, temporary file."""
+
+    def __init__(self, dst: Path, info: VideoInfo, options: WriterOptions, *,
+                 ranged: bool) -> None:
+        check_output(dst, [info.path] if info.path and not info.is_sequence else [],
+                     overwrite=options.overwrite)
+        self.info = info
+        self.count = 0
+        self.notes: list[StreamNote] = []
+        self._copier: StreamCopier | None = None
+        self._target = AtomicOutput(dst, overwrite=options.overwrite)
+        try:
+            self._out = av.open(str(self._target.tmp), mode="w", format=_muxer(dst))
+        except (av.FFmpegError, ValueError) as exc:
+            self._target.discard()
+            raise OutputError(f"{dst}: cannot write {dst.suffix or 'suffix-less'!r} files "
+                              f"({exc}); use .mp4, .mov, .mkv or an image pattern such as "
+                              "frame_%06d.png") from exc
+        try:
+            self._stream = self._add_video(dst, options)
+            self._convert = from_rgb_args(info, self._stream.codec_context.pix_fmt)
+            self._to_yuv = VideoReformatter()
+            self._durations: dict[int, int] = {}  # pts -> duration of frames in the encoder
+            self._end = 0  # where the latest frame ends, in time base units
+            self._first_pts: int | None = None
+            self._first_dts: int | None = None
+            self._fields = _field_marker(info, self._stream.codec_context.pix_fmt)
+            if info.path and not info.is_sequence:
+                self._copier = StreamCopier(info, self._out, self._stream,
+                                            strict=options.strict_streams, ranged=ranged)
+                self.notes = self._copier.notes
+            self._out.options.update(_movie_timescale(self._out))
+            self._out.start_encoding()
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, (av.FFmpegError, ValueError)) and not isinstance(
+                    exc, (UsageError, StreamCopyError)):
+                raise OutputError(f"{dst}: cannot start encoding ({exc})") from exc
+            raise
+
+    def _add_video(self, dst: Path, options: WriterOptions) -> Any:
+        info = self.info
+        codec = "h264" if options.codec == "auto" else options.codec
+        encoder = _ENCODERS[codec]
+        if _CODEC_IDS[codec] not in self._out.supported_codecs:
+            raise UsageError(f"{dst}: {self._out.format.name} cannot hold {codec} video; "
+                             f"use {_containers_for(codec)}")
+        rate = info.avg_rate or info.real_rate or Fraction(25)
+        stream = self._out.add_stream(encoder, rate=rate, options=_encoder_options(codec, options))
+        ctx = stream.codec_context
+        stream.time_base = info.time_base
+        ctx.time_base = info.time_base
+        ctx.width, ctx.height = info.width, info.height
+        ctx.pix_fmt = options.pix_fmt or _pick_pix_fmt(encoder, info, codec, options)
+        _check_pix_fmt(encoder, ctx.pix_fmt, dst)
+        ctx.thread_count = options.encoder_threads
+        if info.sample_aspect_ratio:
+            ctx.sample_aspect_ratio = info.sample_aspect_ratio
+        ctx.color_range = code_of(COLOR_RANGES, output_range(info, ctx.pix_fmt))
+        ctx.color_primaries = code_of(COLOR_PRIMARIES, info.color_primaries)
+        ctx.color_trc = code_of(COLOR_TRANSFERS, info.color_transfer)
+        ctx.colorspace = code_of(COLOR_MATRICES, output_matrix(info, ctx.pix_fmt))
+        if _interlaced(info):
+            ctx.field_order = code_of(FIELD_ORDERS, info.field_order)
+            if codec == "h264":
+                ctx.flags |= av.codec.context.Flags.interlaced_dct | \
+                    av.codec.context.Flags.interlaced_me
+        if codec == "h265" and self._out.format.name in ("mp4", "mov"):
+            stream.codec_tag = "hvc1"  # the tag Apple players require
+        if info.display_matrix:
+            stream.set_display_matrix(info.display_matrix)
+        return stream
+
+    def begin(self, window: Window) -> None:
+        if self._copier is not None:
+            self._copier.start(window)
+
+    def put(self, frame: Frame, pts: int, duration: int) -> None:
+        video = av.VideoFrame.from_ndarray(
+            frame.pixels, format="rgb48le" if frame.pixels.dtype == np.uint16 else "rgb24")
+        video = self._to_yuv.reformat(video, **self._convert)
+        video.pts = pts
+        video.time_base = self.info.time_base
+        if self._fields is not None:
+            self._fields.push(video)
+            video = self._fields.pull()
+        video.duration = duration
+        try:
+            self._durations[pts] = duration
+            self._end = max(self._end, pts + duration)
+            if self._first_pts is None:
+                self._first_pts = pts
+            self._mux(self._stream.encode(video))
+            if self._copier is not None:
+                self._copier.copy_until(frame.pts * self.info.time_base)
+        except av.FFmpegError as exc:
+            raise OutputError(f"{self._target.dst}: encoding frame {frame.index} failed "
+                              f"({exc})") from exc
+        self.count += 1
+
+    def _mux(self, packets: list[Any], *, final: bool = False) -> None:
+        """Mux encoded packets with their frame's own duration (encoders assume 1/rate).
+
+        MP4/MOV add up durations in decode order, which starts before the first pts when frames
+        are reordered; the last packet's duration is chosen so that the sum is the length.
+        """
+        for packet in packets:
+            if self._first_dts is None:
+                self._first_dts = packet.dts
+            duration = self._durations.pop(packet.pts, None)
+            if duration is not None:
+                packet.duration = duration
+        if final and packets and self._out.format.name in ("mp4", "mov"):
+            last = packets[-1]
+            if last.dts is not None and self._first_dts is not None:
+                length = self._end - self._first_pts
+                last.duration = max(1, length - (last.dts - self._first_dts))
+        self._out.mux(packets)
+
+    def finish(self) -> None:
+        try:
+            self._mux(self._stream.encode(None), final=True)
+            if self._copier is not None:
+                self._copier.copy_until(None)
+                self._copier.close()
+            self._out.close()
+        except av.FFmpegError as exc:
+            raise OutputError(f"{self._target.dst}: finishing the file failed ({exc})") from exc
+        self._target.commit()
+
+    def abort(self) -> None:
+        if self._copier is not None:
+            self._copier.close()
+        with contextlib.suppress(av.FFmpegError, ValueError, OSError):
+            self._out.close()  # the partial file is removed next
+        self._target.discard()
+
+
+def _muxer(dst: Path) -> str | None:
+    """The muxer for a file name (mov and mp4 are told apart by the suffix)."""
+    suffix = dst.suffix.lower()
+    return {".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska"}.get(suffix)
+
+
+def _movie_timescale(out: Any) -> dict[str, str]:
+    """MP4/MOV edit lists count in the movie time scale, 1/1000 s unless told otherwise; a scale
+    that divides evenly into every stream's keeps B-frame delays, AAC priming and padding, and
+    a range's audio offset exact."""
+    if out.format.name not in ("mp4", "mov"):
+        return {}
+    scale = 1
+    for stream in out.streams:
+        if stream.time_base:
+            scale = math.lcm(scale, stream.time_base.denominator)
+    if scale <= 1000 or scale >= 2**31:
+        return {}
+    return {"movie_timescale": str(scale)}
+
+
+def _containers_for(codec: str) -> str:
+    return {"ffv1": ".mkv", "prores": ".mov or .mkv"}.get(codec, ".mp4, .mov or .mkv")
+
+
+def _encoder_options(codec: str, options: WriterOptions) -> dict[str, str]:
+    if codec in ("h264", "h265"):
+        opts = {"crf": str(options.crf), "preset": options.preset}
+        if codec == "h265":
+            opts["x265-params"] = "log-level=error"
+        return opts
+    if codec == "ffv1":
+        return {"level": "3", "slicecrc": "1", "g": "1"}
+    return {"profile": str(PRORES_PROFILES[options.prores_profile]), "vendor": "apl0"}
+
+
+def _pick_pix_fmt(encoder: str, info: VideoInfo, codec: str, options: WriterOptions) -> str:
+    """The encoder format closest to the source: same chroma, never fewer bits if avoidable.
+
+    H.264/H.265 cannot subsample an odd dimension, so odd sizes get 4:4:4 instead of a crop.
+    FFV1 stores RGB sources (image sequences) as planar RGB, which keeps them bit-exact.
+    """
+    if codec == "prores":
+        return "yuv444p10le" if options.prores_profile.startswith("4444") else "yuv422p10le"
+    supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats]
+    plain = info.pix_fmt.replace("yuvj", "yuv")
+    fmt = av.VideoFormat(plain)
+    depth = bit_depth(plain)
+    if codec == "ffv1" and fmt.is_rgb:
+        planar = "gbrp" if depth <= 8 else f"gbrp{min(16, max(10, depth))}le"
+        if planar in supported:
+            return planar
+    if fmt.is_rgb or len(fmt.components) < 3:
+        chroma = "444" if fmt.is_rgb else "420"
+    else:
+        cw, ch = fmt.chroma_width(64), fmt.chroma_height(64)
+        chroma = "444" if cw == 64 else ("422" if ch == 64 else "420")
+    odd = info.width % 2 or info.height % 2
+    if odd and codec in ("h264", "h265") and chroma != "444":
+        log.warning("%dx%d has an odd side; %s stores it as 4:4:4", info.width, info.height, codec)
+        chroma = "444"
+    elif plain in supported:
+        return plain
+    depths = sorted({depth, 8, 10, 12, 16}, key=lambda d: (d < depth, abs(d - depth)))
+    for d in depths:
+        for c in dict.fromkeys((chroma, "444", "422", "420")):
+            name = f"yuv{c}p" + ("" if d == 8 else f"{d}le")
+            if name in supported:
+                if d < depth:
+                    log.warning("%s keeps at most %d bits; the %d-bit source is reduced",
+                                encoder, d, depth)
+                return name
+    return supported[0]
+
+
+def _check_pix_fmt(encoder: str, pix_fmt: str | None, dst: Path) -> None:
+    supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats]
+    if pix_fmt not in supported:
+        raise UsageError(f"{dst}: {encoder} cannot encode pixel format {pix_fmt}; "
+                         f"allowed: {', '.join(supported)}")
+
+
+def _interlaced(info: VideoInfo) -> bool:
+    return info.field_order in ("tt", "bb", "tb", "bt")
+
+
+def _field_marker(info: VideoInfo, pix_fmt: str | None) -> Any:
+    """A filter graph that marks frames interlaced in the source's field order, or ``None``.
+
+    Encoders read the field order from each frame, and frames built from arrays carry none.
+    """
+    if not _interlaced(info):
+        return None
+    graph = av.filter.Graph()
+    src = graph.add_buffer(width=info.width, height=info.height, format=pix_fmt,
+                           time_base=info.time_base)
+    mark = graph.add("setfield", "tff" if info.field_order in ("tt", "tb") else "bff")
+    sink = graph.add("buffersink")
+    src.link_to(mark)
+    mark.link_to(sink)
+    graph.configure()
+    return graph
