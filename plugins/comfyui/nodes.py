@@ -1,0 +1,349 @@
+"""The vidrestore nodes for ComfyUI: load CodeFormer, restore the faces of a frame batch, preview
+the face tracks.
+
+The nodes only convert ``IMAGE`` tensors to and from frames and call the library
+(:class:`vidrestore.restore.pipeline.Restorer`, the face stream and its report and drawing
+helpers); their inputs are generated from the library's option dataclasses. Custom link types:
+``VIDRESTORE_MODEL`` (a loaded network with its device and precision) and
+``VIDRESTORE_FACE_OPTIONS`` (detection and tracking settings).
+
+Long videos in chunks: see :mod:`.session` and the README. Connect the video helpers' Meta Batch
+Manager to ``meta_batch`` (or give a ``session`` name) and tracks, temporal state and frame
+numbers carry on from one chunk to the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidrestore.errors import UsageError
+from vidrestore.faces.options import FaceOptions
+from vidrestore.io.frame import Frame
+from vidrestore.restore.options import DEVICES, RestoreOptions
+
+from . import host
+from .convert import ImageCollector, check_images, choose_depth, frames_from_images
+from .inputs import field_input, fields_inputs, options_from
+from .session import ChunkPlan, SessionSlot, VideoSession, plan_chunk
+
+log = logging.getLogger("vidrestore.comfyui")
+
+CATEGORY = "vidrestore"
+MODEL_TYPE = "VIDRESTORE_MODEL"
+FACE_OPTIONS_TYPE = "VIDRESTORE_FACE_OPTIONS"
+CACHE_ENTRY = "codeformer.pth (vidrestore weights cache)"
+
+# Restore options that are node widgets; weights, device and dtype belong to the model node.
+RESTORE_MAIN = ("fidelity", "temporal", "window")
+RESTORE_MORE = ("recurrent_gain", "faces", "mask", "grayscale", "batch_size")
+FACE_MAIN = ("min_face", "detector")
+
+
+# -- models ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """What travels on a ``VIDRESTORE_MODEL`` link: a loaded network and where it runs."""
+
+    model: torch.nn.Module
+    source: str
+    device: str
+    dtype: str
+
+
+def load_model(path: str | None, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load CodeFormer from ``path`` (any compatible checkpoint), or the verified file of the
+    vidrestore weights cache when ``path`` is None. ``device="auto"`` takes ComfyUI's device
+    when running inside ComfyUI."""
+    from vidrestore.restore.pipeline import resolve_device, resolve_dtype
+    from vidrestore.weights import load_codeformer
+
+    if device == "auto":
+        device = host.torch_device() or "auto"
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    model = load_codeformer(path, device=dev, dtype=dt)
+    return LoadedModel(getattr(model, "model", model), path or "codeformer (weights cache)",
+                       str(dev), str(dt).replace("torch.", ""))
+
+
+class LoadCodeFormer:
+    """Load a CodeFormer network from ComfyUI's ``facerestore_models`` folder or the vidrestore
+    weights cache (downloaded and hash-checked on first use)."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "model_name": ([CACHE_ENTRY, *host.model_files()], {
+                    "tooltip": "A file in models/facerestore_models, or the verified official "
+                               "file from the vidrestore weights cache."}),
+                "device": (list(DEVICES), {"default": "auto", "tooltip": "Compute device; auto "
+                                           "uses ComfyUI's device."}),
+                "dtype": field_input(RestoreOptions, "dtype"),
+            }
+        }
+
+    RETURN_TYPES = (MODEL_TYPE,)
+    RETURN_NAMES = ("model",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+    DESCRIPTION = " ".join((__doc__ or "").split())
+
+    def load(self, model_name: str, device: str = "auto", dtype: str = "auto"
+             ) -> tuple[LoadedModel]:
+        path = None
+        if model_name != CACHE_ENTRY:
+            path = host.model_path(model_name)
+            if path is None:
+                raise UsageError(f"model_name: {model_name!r} is not in ComfyUI's "
+                                 f"{host.MODEL_FOLDER} folders")
+        return (load_model(path, device, dtype),)
+
+
+# -- face options ---------------------------------------------------------------------------------
+class FaceSettings:
+    """All face detection, tracking and smoothing settings, for the restore and track nodes
+    (their own ``detector`` and ``min_face`` inputs take precedence)."""
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": fields_inputs(FaceOptions, exclude=("causal", *FACE_MAIN))}
+
+    RETURN_TYPES = (FACE_OPTIONS_TYPE,)
+    RETURN_NAMES = ("face_options",)
+    FUNCTION = "build"
+    CATEGORY = CATEGORY
+    DESCRIPTION = " ".join((__doc__ or "").split())
+
+    def build(self, **values: Any) -> tuple[FaceOptions]:
+        return (options_from(FaceOptions, values),)
+
+
+def _face_options(values: Mapping[str, Any], base: FaceOptions | None, *, causal: bool
+                  ) -> FaceOptions:
+    picked = {k: values[k] for k in FACE_MAIN if k in values}
+    return dataclasses.replace(options_from(FaceOptions, picked, base or FaceOptions()),
+                               causal=causal)
+
+
+def _session_inputs() -> dict[str, Any]:
+    return {
+        "meta_batch": ("VHS_BatchManager", {
+            "tooltip": "The Meta Batch Manager that also feeds Load Video: the video arrives "
+                       "in chunks and tracks and temporal state continue across them."}),
+        "session": ("STRING", {
+            "default": "", "tooltip": "Without a batch manager: a name for a video that "
+            "arrives over several runs (chunks continue while the name stays); empty = every "
+            "run is a whole video."}),
+        "total_frames": ("INT", {
+            "default": 0, "min": 0, "max": 2**31 - 1, "tooltip": "Frames of the whole video "
+            "when known (0 = unknown): the session ends after them."}),
+    }
+
+
+def _run_frames(frames: Iterable[Frame], collector: ImageCollector,
+                progress: host.Progress) -> None:
+    for frame in frames:
+        collector.add(frame)
+        progress.update(1)
+
+
+# -- restore --------------------------------------------------------------------------------------
+class RestoreFacesVideo:
+    """Restore every face of a frame batch with CodeFormer, with tracks and temporal smoothing
+    across the whole batch (and across chunks of a longer video, see ``meta_batch``)."""
+
+    def __init__(self) -> None:
+        self.slot: SessionSlot[Any] = SessionSlot()
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Consecutive frames of one video."}),
+                "model": (MODEL_TYPE,),
+                **fields_inputs(RestoreOptions, RESTORE_MAIN),
+                **fields_inputs(FaceOptions, FACE_MAIN),
+            },
+            "optional": {
+                "face_options": (FACE_OPTIONS_TYPE, {
+                    "tooltip": "More detection and tracking settings (Face Settings node)."}),
+                **fields_inputs(RestoreOptions, RESTORE_MORE),
+                **_session_inputs(),
+            },
+            "hidden": {"prompt": "PROMPT"},
+        }
+
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("images", "report")
+    OUTPUT_TOOLTIPS = ("The frames with restored faces.",
+                       "The face tracks of this batch as JSON (the tracks.json schema).")
+    FUNCTION = "restore"
+    CATEGORY = CATEGORY
+    DESCRIPTION = " ".join((__doc__ or "").split())
+
+    def restore(self, images: torch.Tensor, model: LoadedModel,
+                face_options: FaceOptions | None = None, session: str = "",
+                total_frames: int = 0, meta_batch: Any = None,
+                prompt: Mapping[str, Any] | None = None, **values: Any
+                ) -> tuple[torch.Tensor, str]:
+        from vidrestore.restore.pipeline import Restorer
+
+        check_images(images)
+        plan = plan_chunk(session, total_frames, meta_batch, prompt)
+        base = RestoreOptions(device=model.device, dtype=model.dtype)
+        options = options_from(RestoreOptions, values, base)
+        faces = _face_options(values, face_options, causal=plan.key is not None)
+
+        def start() -> tuple[Restorer, np.dtype]:
+            restorer = Restorer(options, faces, model=model.model, keep_tracks=True)
+            return restorer, choose_depth(images)
+
+        if plan.key is None:  # a whole video
+            self.slot.drop()
+            restorer, depth = start()
+            return self._process(restorer, images, depth, 0, final=True)
+        sess = self.slot.get(plan, (model, options, faces), tuple(images.shape[1:3]), start)
+        try:
+            result = self._process(sess.state, images, sess.depth, sess.next_index,
+                                   final=sess.is_last(images.shape[0]))
+        except BaseException:  # interrupted or failed: the state is half-way, start over
+            self.slot.drop()
+            raise
+        self.slot.advance(images.shape[0])
+        return result
+
+    @staticmethod
+    def _process(restorer: Any, images: torch.Tensor, depth: np.dtype, first: int, *,
+                 final: bool) -> tuple[torch.Tensor, str]:
+        frames = frames_from_images(images, depth, first_index=first,
+                                    before_each=host.interrupt_check())
+        collector = ImageCollector(images)
+        _run_frames(restorer.process(frames, final=final, complete=True), collector,
+                    host.Progress(images.shape[0]))
+        report = tracks_report(restorer.tracks, images, first)
+        restorer.tracks.clear()  # the report covers this batch; memory stays per batch
+        return collector.result(), report
+
+
+# -- track preview --------------------------------------------------------------------------------
+class TrackFacesPreview:
+    """Draw the face tracks (boxes, IDs) on the frames and report them, to choose which faces
+    to restore (``faces`` input of the restore node)."""
+
+    def __init__(self) -> None:
+        self.slot: SessionSlot[Any] = SessionSlot()
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Consecutive frames of one video."}),
+                **fields_inputs(FaceOptions, FACE_MAIN),
+            },
+            "optional": {
+                "face_options": (FACE_OPTIONS_TYPE, {
+                    "tooltip": "More detection and tracking settings (Face Settings node)."}),
+                **_session_inputs(),
+            },
+            "hidden": {"prompt": "PROMPT"},
+        }
+
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("preview", "report")
+    OUTPUT_TOOLTIPS = ("The frames with each tracked face boxed and numbered.",
+                       "The face tracks as JSON (the tracks.json schema).")
+    FUNCTION = "track"
+    CATEGORY = CATEGORY
+    DESCRIPTION = " ".join((__doc__ or "").split())
+
+    def track(self, images: torch.Tensor, face_options: FaceOptions | None = None,
+              session: str = "", total_frames: int = 0, meta_batch: Any = None,
+              prompt: Mapping[str, Any] | None = None, **values: Any
+              ) -> tuple[torch.Tensor, str]:
+        check_images(images)
+        plan: ChunkPlan = plan_chunk(session, total_frames, meta_batch, prompt)
+        faces = _face_options(values, face_options, causal=plan.key is not None)
+
+        def start() -> tuple[Any, np.dtype]:
+            return _face_stream(faces), choose_depth(images)
+
+        if plan.key is None:
+            self.slot.drop()
+            stream, depth = start()
+            return _preview(stream, images, depth, 0, final=True)
+        sess: VideoSession[Any] = self.slot.get(plan, faces, tuple(images.shape[1:3]), start)
+        try:
+            result = _preview(sess.state, images, sess.depth, sess.next_index,
+                              final=sess.is_last(images.shape[0]))
+        except BaseException:
+            self.slot.drop()
+            raise
+        self.slot.advance(images.shape[0])
+        return result
+
+
+def _face_stream(faces: FaceOptions) -> Any:
+    from vidrestore.faces import FaceStream, create_detector
+
+    device = host.torch_device() or "auto"  # where RetinaFace runs; YuNet is CPU-only
+    return FaceStream(create_detector(faces.detector, faces, device=device), faces)
+
+
+def _preview(stream: Any, images: torch.Tensor, depth: np.dtype, first: int, *, final: bool
+             ) -> tuple[torch.Tensor, str]:
+    from vidrestore.faces.draw import draw_faces
+
+    frames = frames_from_images(images, depth, first_index=first,
+                                before_each=host.interrupt_check())
+    tracks: dict[int, list[Any]] = {}
+    collector = ImageCollector(images)
+
+    def drawn() -> Iterator[Frame]:
+        for ff in _stream_frames(stream, frames, final=final):
+            for face in ff.faces:
+                tracks.setdefault(face.track_id, []).append(face)
+            yield ff.frame.with_pixels(draw_faces(ff.frame.pixels, ff.faces))
+
+    _run_frames(drawn(), collector, host.Progress(images.shape[0]))
+    return collector.result(), tracks_report(tracks, images, first)
+
+
+def _stream_frames(stream: Any, frames: Iterable[Frame], *, final: bool) -> Iterator[Any]:
+    for frame in frames:
+        yield from stream.push(frame)
+    if final:
+        yield from stream.flush()
+
+
+def tracks_report(tracks: Mapping[int, list[Any]], images: torch.Tensor, first: int) -> str:
+    """The tracks of one batch as JSON text in the ``tracks.json`` schema. Frame numbers count
+    from the start of the video (``first`` is the batch's first frame); an ``IMAGE`` batch has
+    no timestamps, so ``pts`` and ``time`` are null."""
+    from vidrestore.faces.report import dumps
+    from vidrestore.faces.report import tracks_report as build
+
+    return dumps(build(tracks, width=int(images.shape[2]), height=int(images.shape[1]),
+                       first_frame=first, frame_count=int(images.shape[0])))
+
+
+NODE_CLASS_MAPPINGS = {
+    "VidrestoreLoadCodeFormer": LoadCodeFormer,
+    "VidrestoreFaceSettings": FaceSettings,
+    "VidrestoreRestoreFaces": RestoreFacesVideo,
+    "VidrestoreTrackFaces": TrackFacesPreview,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "VidrestoreLoadCodeFormer": "Load CodeFormer (vidrestore)",
+    "VidrestoreFaceSettings": "Face Settings (vidrestore)",
+    "VidrestoreRestoreFaces": "Restore Faces (video)",
+    "VidrestoreTrackFaces": "Track Faces (preview)",
+}

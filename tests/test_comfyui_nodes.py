@@ -1,0 +1,367 @@
+"""The ComfyUI node pack, loaded and driven the way ComfyUI does it, without ComfyUI installed.
+
+The plugin folder is imported as ComfyUI imports a custom node folder (a module made from its
+``__init__.py`` under the folder's name); node classes are used through their class attributes,
+``INPUT_TYPES`` and ``FUNCTION``, with ``IMAGE`` batches ``[B, H, W, C]`` float32 in 0..1 and one
+instance per node kept across executions. The host's own modules (``comfy``, ``folder_paths``)
+are replaced by small stand-ins in a temporary folder only in the tests that are about them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from synth import load_rgb, pan_frames, tiny_checkpoint, write_clip
+
+from vidrestore.faces.options import DETECTORS, FaceOptions
+from vidrestore.io import VideoReader
+from vidrestore.restore.options import TEMPORAL_MODES, RestoreOptions
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = REPO / "plugins" / "comfyui"
+W, H, N = 256, 192, 5
+CHUNKS = ((0, 2), (2, 3), (3, 5))  # uneven on purpose
+COMFY_ROOTS = ("comfy", "folder_paths")
+
+
+def _import_plugin(name: str) -> ModuleType:
+    """What ComfyUI's custom node loader does with a folder in ``custom_nodes``."""
+    spec = importlib.util.spec_from_file_location(name, PLUGIN / "__init__.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _forget(prefixes: tuple[str, ...]) -> None:
+    for mod in list(sys.modules):
+        if mod.split(".")[0] in prefixes:
+            del sys.modules[mod]
+
+
+@pytest.fixture(scope="module")
+def plugin() -> ModuleType:
+    return _import_plugin("ComfyUI-vidrestore")
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("nodes-ckpt") / "tiny.pth")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> Path:
+    photo = load_rgb(media_dir / "fr_two_people.jpg")
+    photo = cv2.resize(photo, None, fx=0.45, fy=0.45, interpolation=cv2.INTER_AREA)[:, 30:]
+    frames = pan_frames(photo, N, (W, H), step=(0.6, 0.2))
+    return write_clip(tmp_path_factory.mktemp("nodes") / "faces.mp4", frames, audio=False)
+
+
+@pytest.fixture(scope="module")
+def images(clip: Path) -> torch.Tensor:
+    """The clip as a video loader hands it to the graph: 8-bit frames divided by 255."""
+    with VideoReader(clip) as reader:
+        pixels = np.stack([f.pixels for f in reader])
+    return torch.from_numpy(pixels).float() / 255.0
+
+
+@pytest.fixture(scope="module")
+def model(plugin: ModuleType, weights: Path) -> Any:
+    return plugin.nodes.load_model(str(weights), "cpu", "float32")
+
+
+@pytest.fixture(autouse=True)
+def _yunet_from_mirror(monkeypatch: pytest.MonkeyPatch, mirror_dir: Path) -> None:
+    monkeypatch.setenv("VIDRESTORE_MIRROR", str(mirror_dir))
+    monkeypatch.setenv("VIDRESTORE_OFFLINE", "1")
+
+
+def _node(plugin: ModuleType, name: str) -> Any:
+    return plugin.NODE_CLASS_MAPPINGS[name]
+
+
+def _defaults(cls: Any) -> dict[str, Any]:
+    """Widget values as the front end sends them when nothing is changed."""
+    spec = cls.INPUT_TYPES()
+    out = {}
+    for section in ("required", "optional"):
+        for name, (kind, *rest) in spec.get(section, {}).items():
+            opts = rest[0] if rest else {}
+            if "default" in opts:
+                out[name] = opts["default"]
+            elif isinstance(kind, list):
+                out[name] = kind[0]
+    return out
+
+
+def _call(node: Any, **inputs: Any) -> Any:
+    values = {**_defaults(type(node)), **inputs}
+    return getattr(node, type(node).FUNCTION)(**values)
+
+
+def _restore(plugin: ModuleType, node: Any, images: torch.Tensor, model: Any, **inputs: Any
+             ) -> tuple[torch.Tensor, str]:
+    node = node or _node(plugin, "VidrestoreRestoreFaces")()
+    return _call(node, images=images, model=model, **inputs)
+
+
+# -- declarations ---------------------------------------------------------------------------------
+def test_node_declarations_follow_comfyui_conventions(plugin: ModuleType) -> None:
+    assert set(plugin.NODE_CLASS_MAPPINGS) == set(plugin.NODE_DISPLAY_NAME_MAPPINGS)
+    for cls in plugin.NODE_CLASS_MAPPINGS.values():
+        spec = cls.INPUT_TYPES()
+        assert set(spec) <= {"required", "optional", "hidden"} and "required" in spec
+        assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
+        assert callable(getattr(cls, cls.FUNCTION)) and cls.CATEGORY == "vidrestore"
+        for section in ("required", "optional"):
+            for name, (kind, *rest) in spec.get(section, {}).items():
+                opts = rest[0] if rest else {}
+                if isinstance(kind, list):  # combo: the default must be one of the values
+                    assert opts.get("default", kind[0]) in kind, name
+                elif kind in ("INT", "FLOAT"):
+                    assert opts["min"] <= opts["default"] <= opts.get("max", float("inf")), name
+
+
+def test_inputs_are_generated_from_the_option_dataclasses(plugin: ModuleType) -> None:
+    req = _node(plugin, "VidrestoreRestoreFaces").INPUT_TYPES()["required"]
+    fields = {f.name: f for f in dataclasses.fields(RestoreOptions)}
+    assert req["fidelity"] == ("FLOAT", {
+        "tooltip": fields["fidelity"].metadata["help"], "default": 0.5, "step": 0.01,
+        "min": 0.0, "max": 1.0})
+    assert req["temporal"][0] == list(TEMPORAL_MODES)
+    assert req["window"][1]["max"] == fields["window"].metadata["max"]
+    assert req["detector"][0] == list(DETECTORS)
+    assert req["min_face"][1]["min"] == 4.0
+    settings = _node(plugin, "VidrestoreFaceSettings")
+    names = set(settings.INPUT_TYPES()["required"])
+    face_fields = {f.name for f in dataclasses.fields(FaceOptions)}
+    assert names == face_fields - {"causal", "detector", "min_face"}
+    built = _call(settings(), smooth=3.0, max_gap=9)[0]
+    assert built == FaceOptions(smooth=3.0, max_gap=9)
+
+
+# -- restoring ------------------------------------------------------------------------------------
+def test_node_equals_the_restore_command(plugin: ModuleType, images: torch.Tensor, model: Any,
+                                         clip: Path, weights: Path, mirror_dir: Path,
+                                         tmp_path: Path) -> None:
+    out, report = _restore(plugin, None, images, model, fidelity=0.7, window=3)
+    assert out.shape == images.shape and out.dtype == torch.float32
+
+    env = {"PYTHONPATH": str(REPO), "VIDRESTORE_MIRROR": str(mirror_dir), "PATH": "/usr/bin:/bin",
+           "VIDRESTORE_HOME": str(tmp_path / "home"), "VIDRESTORE_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "vidrestore", "restore", str(clip), "-o",
+                          str(tmp_path / "seq" / "f_%03d.png"), "--weights", str(weights),
+                          "--device", "cpu", "--dtype", "float32", "--fidelity", "0.7",
+                          "--window", "3", "--no-progress"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    cli = np.stack([load_rgb(tmp_path / "seq" / f"f_{i:03d}.png") for i in range(1, N + 1)])
+    node = np.rint(out.numpy() * 255).astype(np.uint8)
+    assert np.array_equal(node, cli)  # bit-exact: 8-bit in, 8-bit out, same library
+    assert not np.array_equal(node, np.rint(images.numpy() * 255).astype(np.uint8))
+    tracks = json.loads(report)
+    assert tracks  # the report of the batch is JSON in the tracks schema
+
+
+@pytest.fixture(scope="module")
+def whole(plugin: ModuleType, images: torch.Tensor, model: Any) -> torch.Tensor:
+    """The clip as one batch of a chunked (causal) session, in recurrent mode."""
+    return _restore(plugin, None, images, model, temporal="recurrent", session="clip")[0]
+
+
+def test_chunks_continue_one_video(plugin: ModuleType, images: torch.Tensor, model: Any,
+                                   whole: torch.Tensor) -> None:
+    node = _node(plugin, "VidrestoreRestoreFaces")()
+    parts, reports = [], []
+    for a, b in CHUNKS:
+        out, report = _restore(plugin, node, images[a:b], model, temporal="recurrent",
+                               session="clip")
+        parts.append(out)
+        reports.append(json.loads(report))
+    assert torch.equal(torch.cat(parts), whole)
+    # frame numbers and the track ID continue from chunk to chunk
+    frames = [[f["frame"] for t in r["tracks"] for f in t["frames"]] for r in reports]
+    assert frames[1:] == [list(range(a, b)) for a, b in CHUNKS[1:]]
+    assert {t["id"] for r in reports for t in r["tracks"]} == {1}
+    # the last chunk on its own (tracks and temporal state start again) is not the same
+    alone = _restore(plugin, None, images[CHUNKS[-1][0]:], model, temporal="recurrent",
+                     session="clip")[0]
+    assert not torch.equal(alone, parts[-1])
+
+
+def test_meta_batch_chunks_and_restart(plugin: ModuleType, images: torch.Tensor, model: Any,
+                                       whole: torch.Tensor) -> None:
+    """The video helpers' batch manager: chunk k is execution k, ``requeue`` counts them."""
+    manager = SimpleNamespace(unique_id="3", total_frames=N)
+    node = _node(plugin, "VidrestoreRestoreFaces")()
+
+    def chunk(k: int, a: int, b: int) -> torch.Tensor:
+        prompt = {"3": {"class_type": "VHS_BatchManager", "inputs": {"requeue": k}}}
+        return _restore(plugin, node, images[a:b], model, temporal="recurrent",
+                        meta_batch=manager, prompt=prompt)[0]
+
+    parts = [chunk(k, a, b) for k, (a, b) in enumerate(CHUNKS)]
+    assert torch.equal(torch.cat(parts), whole)
+    assert node.slot.current is None  # total_frames reached: the video is done
+    # queued again and cancelled after two chunks; then queued once more: requeue 0 restarts
+    chunk(0, *CHUNKS[0])
+    chunk(1, *CHUNKS[1])
+    assert node.slot.current is not None and node.slot.current.next_index == CHUNKS[1][1]
+    again = chunk(0, *CHUNKS[0])
+    assert torch.equal(again, parts[0])
+    assert node.slot.current.next_index == CHUNKS[0][1]
+
+
+def test_frames_without_faces_and_float_pictures(plugin: ModuleType, model: Any) -> None:
+    rng = np.random.default_rng(5)
+    plain = torch.from_numpy(rng.integers(0, 256, (3, 64, 80, 3)).astype(np.float32) / 255.0)
+    out, report = _restore(plugin, None, plain, model)
+    assert torch.equal(out, plain)  # 8-bit pictures round-trip exactly
+    assert json.loads(report) is not None
+    smooth = torch.from_numpy(rng.random((2, 64, 80, 4), dtype=np.float32))  # RGBA, not 8-bit
+    out, _ = _restore(plugin, None, smooth, model)
+    assert torch.equal(out[..., 3], smooth[..., 3])  # alpha passed through
+    err = (out[..., :3] - smooth[..., :3]).abs().max().item()
+    assert err <= 0.5 / 65535 + 1e-7  # kept at 16 bits, not rounded to 8
+
+
+# -- the host's interrupt, progress bar and model folder ------------------------------------------
+def _fake_comfy(root: Path, stop_after: int) -> None:
+    pkg = root / "comfy"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "model_management.py").write_text(textwrap.dedent(f"""
+        class InterruptProcessingException(Exception):
+            pass
+
+        calls = 0
+
+        def throw_exception_if_processing_interrupted():
+            global calls
+            calls += 1
+            if calls > {stop_after}:
+                raise InterruptProcessingException()
+
+        def get_torch_device():
+            return "cpu"
+    """))
+    (pkg / "utils.py").write_text(textwrap.dedent("""
+        updates = []
+
+        class ProgressBar:
+            def __init__(self, total):
+                self.total = total
+
+            def update(self, value):
+                updates.append(value)
+    """))
+
+
+def test_interrupt_stops_between_frames(plugin: ModuleType, images: torch.Tensor, model: Any,
+                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_comfy(tmp_path, stop_after=3)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        import comfy.model_management as mm
+        import comfy.utils as cu
+
+        node = _node(plugin, "VidrestoreRestoreFaces")()
+        with pytest.raises(mm.InterruptProcessingException):
+            _restore(plugin, node, images, model, temporal="recurrent", session="s")
+        assert mm.calls == 4  # the fourth frame was refused: nothing after it was read
+        assert 0 < len(cu.updates) <= 3 and set(cu.updates) == {1}  # progress moved, then stopped
+        assert node.slot.current is None  # half-done state is not continued
+    finally:
+        _forget(COMFY_ROOTS)
+
+
+def test_model_folder_is_registered_and_listed(tmp_path: Path, weights: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    models = tmp_path / "models"
+    (models / "facerestore_models").mkdir(parents=True)
+    (models / "facerestore_models" / "codeformer-tiny.pth").write_bytes(weights.read_bytes())
+    (models / "facerestore_models" / "notes.txt").write_text("not a network")
+    (tmp_path / "folder_paths.py").write_text(textwrap.dedent(f"""
+        import os
+        models_dir = {str(models)!r}
+        folder_names_and_paths = {{}}
+
+        def add_model_folder_path(name, path, is_default=False):
+            folder_names_and_paths.setdefault(name, ([], set()))[0].append(path)
+
+        def get_filename_list(name):
+            return sorted(f for p in folder_names_and_paths[name][0] for f in os.listdir(p))
+
+        def get_full_path(name, file):
+            for p in folder_names_and_paths[name][0]:
+                if os.path.isfile(os.path.join(p, file)):
+                    return os.path.join(p, file)
+            return None
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        fresh = _import_plugin("ComfyUI-vidrestore-folders")
+        import folder_paths
+
+        assert folder_paths.folder_names_and_paths["facerestore_models"][0] == [
+            str(models / "facerestore_models")]
+        loader = fresh.NODE_CLASS_MAPPINGS["VidrestoreLoadCodeFormer"]
+        choices = loader.INPUT_TYPES()["required"]["model_name"][0]
+        assert choices[1:] == ["codeformer-tiny.pth"]
+        (loaded,) = _call(loader(), model_name="codeformer-tiny.pth", device="cpu")
+        assert loaded.device == "cpu" and loaded.dtype == "float32"
+        assert loaded.source.endswith("codeformer-tiny.pth")
+        assert sum(p.numel() for p in loaded.model.parameters()) > 0
+    finally:
+        _forget(COMFY_ROOTS)
+        _forget(("ComfyUI-vidrestore-folders",))
+
+
+# -- track preview --------------------------------------------------------------------------------
+def test_track_preview_draws_and_reports(plugin: ModuleType, images: torch.Tensor) -> None:
+    preview, report = _call(_node(plugin, "VidrestoreTrackFaces")(), images=images)
+    assert preview.shape == images.shape
+    changed = (preview != images).any(dim=-1)
+    assert changed.any(dim=(1, 2)).all()  # every frame has its face marked
+    assert changed.float().mean() < 0.2  # boxes and labels, not a repaint
+    tracks = json.loads(report)
+    assert tracks
+
+
+def test_example_workflow_fits_the_nodes(plugin: ModuleType) -> None:
+    """Our nodes in the example have every required input, with values the server accepts."""
+    graph = json.loads((PLUGIN / "example_workflow.json").read_text())
+    ours = {k: v for k, v in graph.items() if v["class_type"] in plugin.NODE_CLASS_MAPPINGS}
+    assert {v["class_type"] for v in ours.values()} == {"VidrestoreLoadCodeFormer",
+                                                        "VidrestoreRestoreFaces"}
+    kinds = {v["class_type"] for v in graph.values()}
+    assert {"VHS_LoadVideo", "VHS_VideoCombine"} <= kinds
+    combine = next(v for v in graph.values() if v["class_type"] == "VHS_VideoCombine")
+    loader = next(k for k, v in graph.items() if v["class_type"] == "VHS_LoadVideo")
+    assert combine["inputs"]["audio"] == [loader, 2]  # the original sound
+    for node in ours.values():
+        spec = plugin.NODE_CLASS_MAPPINGS[node["class_type"]].INPUT_TYPES()
+        inputs = node["inputs"]
+        assert set(spec["required"]) <= set(inputs)
+        for name, value in inputs.items():
+            kind, *rest = spec["required"].get(name) or spec["optional"][name]
+            opts = rest[0] if rest else {}
+            if isinstance(value, list) and len(value) == 2 and value[0] in graph:
+                continue  # a link
+            if isinstance(kind, list):
+                assert value in kind, name
+            elif kind in ("INT", "FLOAT"):
+                assert opts["min"] <= value <= opts.get("max", float("inf")), name
