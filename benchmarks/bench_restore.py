@@ -1,0 +1,200 @@
+"""End-to-end restore: pipeline overhead, GPU speed-up over the per-frame baseline, flat memory.
+
+Run: ``PYTHONPATH=. python -m benchmarks.bench_restore overhead|speedup|memory [options]``
+
+- ``overhead``: a clip with one face through ``restore_video`` versus the network alone on the
+  same aligned faces (same device, dtype, batch). Reports seconds per face for both and their
+  ratio (target <= 1.2: the pipeline adds at most 20 %).
+- ``speedup``: a 1080p single-face clip restored with the defaults (``--temporal window``,
+  automatic batch and dtype) versus ``--temporal off --batch-size 1 --dtype float32`` on the same
+  device, in the same run (target on a GPU: >= 10x). Reports fps of both and the ratio.
+- ``memory``: peak RSS of a restore of a short and a long clip (same content, looped), in separate
+  processes (target: the long run within 10 % of the short one).
+
+Without ``--weights`` the published-size network gets synthetic weights (same cost; the output
+is a texture). The clips are built from ``--face`` (default: a photo in ../shared/media).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_FACE = REPO.parent / "shared" / "media" / "fr_two_people.jpg"
+
+
+def make_clip(path: Path, face: Path, *, size: tuple[int, int], frames: int, rate: int = 25,
+              face_frac: float = 0.35) -> Path:
+    """A clip with one real face drifting slowly, H.264 + AAC, ``frames`` long."""
+    img = cv2.cvtColor(cv2.imread(str(face)), cv2.COLOR_BGR2RGB)
+    h0, w0 = img.shape[:2]
+    # left half of the photo holds one face; scale it so it fills face_frac of the height
+    half = img[:, : w0 // 2]
+    w, h = size
+    scale = h / (h0 * face_frac) * 0.35
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"crf": "18", "preset": "veryfast"}
+        aus = out.add_stream("aac", rate=48000)
+        for i in range(frames):
+            m = np.array([[scale, 0, w / 2 - scale * half.shape[1] / 2 + 0.3 * (i % 200)],
+                          [0, scale, h / 2 - scale * half.shape[0] / 2]], np.float64)
+            pic = cv2.warpAffine(half, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+        n = int(48000 * frames / rate)
+        for i in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, min(1024, n - i)), np.float32),
+                                            format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, i
+            for pkt in aus.encode(af):
+                out.mux(pkt)
+        for pkt in aus.encode():
+            out.mux(pkt)
+    return path
+
+
+def synthetic_weights(path: Path, variant: str) -> Path:
+    from vidrestore.models import VARIANTS, synthetic_codeformer
+
+    if not path.exists():
+        torch.save({"params_ema": synthetic_codeformer(VARIANTS[variant]).state_dict()}, path)
+    return path
+
+
+def network_only(options, clip: Path) -> tuple[float, int]:
+    """Seconds per face of the network alone on the clip's aligned faces (same batching)."""
+    from vidrestore.faces import FaceOptions, FaceStream, create_detector
+    from vidrestore.faces.align import similarity_transform, warp_face
+    from vidrestore.io import VideoReader
+    from vidrestore.restore.engine import FaceEngine, FaceItem
+    from vidrestore.restore.pipeline import default_batch_size, resolve_device, resolve_dtype
+    from vidrestore.weights import load_codeformer
+
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+    model = load_codeformer(options.weights, device=device, dtype=dtype)
+    fs = FaceStream(create_detector("yunet", FaceOptions()), FaceOptions())
+    items = []
+    with VideoReader(clip) as r:
+        ffs = [ff for fr in r for ff in fs.push(fr)] + fs.flush()
+    for ff in ffs:
+        for face in ff.faces:
+            a = similarity_transform(face.landmarks)
+            items.append((ff.frame.index, face.track_id, warp_face(ff.frame.pixels, a), a))
+    eng = FaceEngine(model, options, device=device, dtype=dtype,
+                     batch_size=options.batch_size or default_batch_size(device))
+    _sync(device)
+    t0 = time.perf_counter()
+    for f, tid, crop, a in items:
+        eng.submit(f, [FaceItem(f, tid, crop, a, False)])
+    eng.drain()
+    _sync(device)
+    return (time.perf_counter() - t0) / max(len(items), 1), len(items)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_restore(clip: Path, options, out: Path) -> tuple[float, int, int]:
+    """(seconds, frames, faces) of one restore_video run."""
+    from vidrestore.io import WriterOptions
+    from vidrestore.restore.api import restore_video
+
+    t0 = time.perf_counter()
+    s = restore_video(clip, out, options, writer=WriterOptions(overwrite=True), progress=False)
+    return time.perf_counter() - t0, s.frames, sum(s.faces_restored.values())
+
+
+def cmd_overhead(args: argparse.Namespace, tmp: Path) -> dict:
+    from vidrestore.restore.options import RestoreOptions
+
+    clip = make_clip(tmp / "one.mp4", args.face, size=(640, 360), frames=args.frames)
+    opts = RestoreOptions(weights=str(args.weights), device=args.device, dtype=args.dtype,
+                          batch_size=args.batch_size, temporal=args.temporal)
+    run_restore(clip, opts, tmp / "warm.mp4") if args.device != "cpu" else None
+    secs, frames, faces = run_restore(clip, opts, tmp / "out.mp4")
+    net, n = network_only(opts, clip)
+    return {"frames": frames, "faces": faces, "e2e_s_per_face": secs / faces,
+            "network_s_per_face": net, "ratio": secs / faces / net}
+
+
+def cmd_speedup(args: argparse.Namespace, tmp: Path) -> dict:
+    from vidrestore.restore.options import RestoreOptions
+
+    clip = make_clip(tmp / "hd.mp4", args.face, size=(1920, 1080), frames=args.frames)
+    fast = RestoreOptions(weights=str(args.weights), device=args.device)
+    base = RestoreOptions(weights=str(args.weights), device=args.device, temporal="off",
+                          batch_size=1, dtype="float32")
+    run_restore(clip, fast, tmp / "warm.mp4")
+    t_fast, frames, _ = run_restore(clip, fast, tmp / "fast.mp4")
+    t_base, _, _ = run_restore(clip, base, tmp / "base.mp4")
+    return {"frames": frames, "fast_fps": frames / t_fast, "baseline_fps": frames / t_base,
+            "ratio": t_base / t_fast}
+
+
+def cmd_memory(args: argparse.Namespace, tmp: Path) -> dict:
+    res = {}
+    for label, frames in (("short", args.frames), ("long", args.long_frames)):
+        clip = make_clip(tmp / f"{label}.mp4", args.face, size=(640, 360), frames=frames)
+        code = (
+            "import resource,sys; from vidrestore.restore.api import restore_video;"
+            "from vidrestore.restore.options import RestoreOptions;"
+            f"restore_video({str(clip)!r}, {str(tmp / (label + '_out.mp4'))!r},"
+            f"RestoreOptions(weights={str(args.weights)!r}, device={args.device!r}),"
+            "progress=False);"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        )
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=REPO, check=True)
+        res[label] = {"frames": frames, "peak_rss_mib": int(out.stdout.split()[-1]) / 1024,
+                      "seconds": time.perf_counter() - t0}
+    res["ratio"] = res["long"]["peak_rss_mib"] / res["short"]["peak_rss_mib"]
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=("overhead", "speedup", "memory"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--batch-size", type=int, default=0)
+    p.add_argument("--temporal", default="window")
+    p.add_argument("--weights", type=Path, default=None)
+    p.add_argument("--variant", default="codeformer", help="synthetic weights of this variant")
+    p.add_argument("--face", type=Path, default=DEFAULT_FACE)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--long-frames", type=int, default=400)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if args.weights is None:
+            args.weights = synthetic_weights(tmp / f"{args.variant}.pth", args.variant)
+        result = {"overhead": cmd_overhead, "speedup": cmd_speedup,
+                  "memory": cmd_memory}[args.what](args, tmp)
+    result.update(what=args.what, device=args.device, torch=torch.__version__,
+                  threads=torch.get_num_threads(),
+                  self_peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The temporal engine and the paste-back on the real (tiny, synthetic-weight) network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from synth import tiny_checkpoint
+
+from vidrestore.restore.blend import is_gray, paste_face, template_mask
+from vidrestore.restore.engine import FaceEngine, FaceItem
+from vidrestore.restore.options import RestoreOptions
+from vidrestore.restore.temporal import RecurrentFilter, carry_probs, gaussian_weights
+from vidrestore.weights import load_codeformer
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> torch.nn.Module:
+    path = tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")
+    return load_codeformer(path)
+
+
+def _crop(seed: int, base: np.ndarray | None = None, noise: float = 0.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if base is None:
+        small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        base = cv2.resize(small, (512, 512), interpolation=cv2.INTER_CUBIC)
+    img = base.astype(np.float32) + rng.normal(0, noise, base.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _run(model: torch.nn.Module, crops: list[list[tuple[int, np.ndarray]]], **opts) -> list:
+    """Feed frames of (track_id, crop) pairs; return the items per frame once drained."""
+    eng = FaceEngine(model, RestoreOptions(**opts), device=CPU, dtype=torch.float32,
+                     batch_size=opts.get("batch_size") or 3)
+    frames = []
+    for f, faces in enumerate(crops):
+        items = [FaceItem(f, tid, c, np.array([[1.0, 0, 0], [0, 1.0, 0]]), False)
+                 for tid, c in faces]
+        eng.submit(f, items)
+        frames.append(items)
+    eng.drain()
+    return frames
+
+
+def test_identical_faces_give_identical_output_in_window_mode(tiny) -> None:
+    crop = _crop(1)
+    frames = _run(tiny, [[(1, crop.copy())] for _ in range(7)], temporal="window", window=2)
+    outs = [f[0].restored for f in frames]
+    assert all(o is not None and o.shape == (512, 512, 3) for o in outs)
+    for o in outs[1:]:
+        assert np.array_equal(o, outs[0])
+
+
+def test_window_reduces_code_flicker_on_noisy_static_face(tiny) -> None:
+    base = _crop(2)
+    crops = [[(1, _crop(100 + i, base, noise=14.0))] for i in range(10)]
+
+    def flips(mode: str) -> int:
+        eng_frames = _run(tiny, crops, temporal=mode, window=3)
+        idx = [f[0].indices for f in eng_frames]
+        return int(sum((a != b).sum() for a, b in zip(idx, idx[1:], strict=False)))
+
+    off, win, rec = flips("off"), flips("window"), flips("recurrent")
+    assert off > 0, "noise should flip some codes per frame"
+    assert win < off and rec < off
+
+
+def test_window_does_not_cross_segments_or_tracks(tiny) -> None:
+    a, b = _crop(3), _crop(4)
+    # track 1 shows face a on frames 0-3, then (after a gap at frame 4) face b on frames 5-8;
+    # track 2 always shows face b.
+    frames = []
+    for f in range(9):
+        faces = [(2, b)]
+        if f < 4:
+            faces.insert(0, (1, a))
+        elif f > 4:
+            faces.insert(0, (1, b))
+        frames.append(faces)
+    out = _run(tiny, frames, temporal="window", window=4)
+    ref_b = out[0][1].restored
+    for f in range(5, 9):
+        # after the gap, track 1's window holds only face b: same as track 2's output
+        assert np.array_equal(out[f][0].restored, ref_b)
+    ref_a = _run(tiny, [[(1, a)]], temporal="off")[0][0].restored
+    for f in range(4):
+        assert np.array_equal(out[f][0].restored, ref_a)
+
+
+def test_off_mode_equals_plain_forward(tiny) -> None:
+    crop = _crop(5)
+    out = _run(tiny, [[(1, crop)]], temporal="off", fidelity=0.7)[0][0].restored
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    with torch.inference_mode():
+        ref = tiny(x, w=0.7, adain=True)[0]
+    ref_img = ((ref.clamp(-1, 1) + 1) / 2)[0].permute(1, 2, 0).numpy()
+    assert np.abs(out - ref_img).max() < 1e-5
+
+
+def test_recurrent_follows_changes_and_smooths_agreement() -> None:
+    k = 8
+    filt = RecurrentFilter(gain=0.3)
+    ident = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    p0 = torch.full((256, k), 1.0 / k)
+    p0[:, 0] += 0.5
+    p0 /= p0.sum(-1, keepdim=True)
+    filt.update(1, p0, ident)
+    p1 = p0.clone()
+    p1[:128] = torch.nn.functional.one_hot(torch.full((128,), 5), k).float()  # changed half
+    p1[128:, 1] += 0.05  # small disagreement on the other half
+    p1 /= p1.sum(-1, keepdim=True)
+    fused = filt.update(1, p1, ident)
+    assert (fused[:128].argmax(-1) == 5).all(), "changed positions follow the new frame"
+    moved = (fused[128:] - p0[128:]).abs().sum(-1)
+    full = (p1[128:] - p0[128:]).abs().sum(-1)
+    assert (moved < 0.6 * full).all(), "agreeing positions keep most of the state"
+
+
+def test_carry_probs_shifts_the_grid() -> None:
+    k = 4
+    p = torch.zeros(256, k)
+    p[:, 0] = 1.0
+    p[16 * 8 + 8] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # token (row 8, col 8)
+    # current aligned face is the previous one moved right by one token (32 px)
+    cur_to_prev = np.array([[1.0, 0, -32.0], [0, 1.0, 0]])
+    moved = carry_probs(p, cur_to_prev)
+    assert moved[16 * 8 + 9].argmax() == 1 and moved[16 * 8 + 8].argmax() == 0
+
+
+def test_gaussian_weights_are_normalised_and_centred() -> None:
+    w = gaussian_weights([-2, -1, 0, 1, 2], 2)
+    assert abs(sum(w) - 1) < 1e-9 and w[2] == max(w) and abs(w[0] - w[4]) < 1e-12
+
+
+def test_paste_touches_only_the_masked_region() -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    before = frame.copy()
+    face = np.ones((512, 512, 3), np.float32)
+    mask = template_mask()
+    # a face of ~128 px at (150, 100): frame -> aligned scale 4
+    affine = np.array([[4.0, 0.0, -4 * 150.0], [0.0, 4.0, -4 * 100.0]])
+    paste_face(frame, face, mask, affine)
+    changed = np.any(frame != before, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert changed.sum() > 5000
+    assert xs.min() >= 150 and xs.max() < 150 + 128 and ys.min() >= 100 and ys.max() < 100 + 128
+    # centre of the face fully replaced by white
+    assert (frame[100 + 70, 150 + 64] == 255).all()
+
+
+def test_paste_keeps_16_bit_and_gray() -> None:
+    frame = np.full((200, 200, 3), 1000, np.uint16)
+    face = np.zeros((512, 512, 3), np.float32)
+    face[..., 0] = 1.0  # pure red face
+    affine = np.array([[4.0, 0.0, -4 * 36.0], [0.0, 4.0, -4 * 36.0]])
+    paste_face(frame, face, template_mask(), affine, gray=True)
+    c = frame[36 + 70, 36 + 64]
+    assert c.dtype == np.uint16 and c[0] == c[1] == c[2]
+    assert abs(int(c[0]) - round(0.299 * 65535)) <= 2
+    assert is_gray(frame) and not is_gray(np.dstack([frame[..., 0] // 2, frame[..., 1:]]))
+
+
+def test_tiny_checkpoint_round_trip(tmp_path: Path) -> None:
+    path = tiny_checkpoint(tmp_path / "t.pth")
+    m = load_codeformer(path)
+    assert sum(p.numel() for p in m.parameters()) < 5_000_000

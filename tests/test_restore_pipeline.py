@@ -1,0 +1,237 @@
+"""Restoration end to end: real faces, the real YuNet detector, the tiny synthetic CodeFormer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from synth import as_frames, load_rgb, pan_frames, tiny_checkpoint, write_clip
+
+from vidrestore.faces import FaceOptions, create_detector, similarity_transform
+from vidrestore.io.frame import Frame
+from vidrestore.restore.api import restore_video
+from vidrestore.restore.blend import paste_face, template_mask
+from vidrestore.restore.options import RestoreOptions
+from vidrestore.restore.pipeline import Restorer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")
+
+
+@pytest.fixture(scope="module")
+def detector(yunet_path: Path):
+    return create_detector("yunet", FaceOptions(), model_path=yunet_path)
+
+
+@pytest.fixture(scope="module")
+def two_faces(media_dir: Path) -> np.ndarray:
+    img = load_rgb(media_dir / "fr_two_people.jpg")
+    return cv2.resize(img, (450, 264), interpolation=cv2.INTER_AREA)
+
+
+def _restorer(ckpt: Path, detector, face_options: FaceOptions | None = None, **opts
+              ) -> Restorer:
+    return Restorer(RestoreOptions(weights=str(ckpt), batch_size=2, **opts),
+                    face_options or FaceOptions(), detector=detector, keep_tracks=True)
+
+
+def _coverage(shape: tuple[int, ...], faces) -> np.ndarray:
+    """Pixels a paste of these tracked faces may touch."""
+    canvas = np.zeros(shape, np.uint8)
+    ones = np.ones((512, 512, 3), np.float32)
+    for f in faces:
+        paste_face(canvas, ones, template_mask(), similarity_transform(f.landmarks))
+    return canvas[..., 0] > 0
+
+
+def _faces_at(r: Restorer, index: int, track: int | None = None):
+    return [f for tid, fs in r.tracks.items() for f in fs
+            if f.frame_index == index and (track is None or tid == track)]
+
+
+def test_background_is_untouched_and_faces_change(ckpt, detector, two_faces) -> None:
+    frames = as_frames(pan_frames(two_faces, 6, (400, 240), step=(0.6, 0.2)))
+    r = _restorer(ckpt, detector)
+    pairs = list(r.process_pairs(frames))
+    assert [p[1].index for p in pairs] == list(range(6))
+    assert len(r.tracks) == 2 and all(len(v) == 6 for v in r.tracks.values())
+    for src, out in pairs:
+        assert out.pts == src.pts and out.pixels.dtype == np.uint8
+        cover = _coverage(src.pixels.shape, _faces_at(r, src.index))
+        assert np.array_equal(out.pixels[~cover], src.pixels[~cover])
+        changed = np.any(out.pixels != src.pixels, axis=2)
+        assert changed.sum() > 0.2 * cover.sum()
+
+
+def test_only_chosen_tracks_are_restored(ckpt, detector, two_faces) -> None:
+    frames = as_frames(pan_frames(two_faces, 3, (400, 240)))
+    r = _restorer(ckpt, detector, faces=(2,))
+    pairs = list(r.process_pairs(frames))
+    assert r.faces_restored == {2: 3}
+    for src, out in pairs:
+        keep = ~_coverage(src.pixels.shape, _faces_at(r, src.index, track=2))
+        assert np.array_equal(out.pixels[keep], src.pixels[keep])
+        assert not np.array_equal(out.pixels, src.pixels)
+
+
+def test_static_face_gives_identical_frames_in_window_mode(ckpt, detector, two_faces) -> None:
+    still = two_faces[:240, :400].copy()
+    frames = [Frame(i, i, Fraction(1, 25), still.copy()) for i in range(5)]
+    # Without detector dithering, identical frames give identical landmarks and aligned faces.
+    r = _restorer(ckpt, detector, FaceOptions(dither=False), temporal="window", window=2)
+    outs = list(r.process(frames))
+    assert not np.array_equal(outs[0].pixels, still)
+    for o in outs[1:]:
+        assert np.array_equal(o.pixels, outs[0].pixels)
+
+
+def _face_flicker(ckpt, detector, frames: list[Frame], mode: str) -> float:
+    r = _restorer(ckpt, detector, temporal=mode, window=3)
+    outs = [o.pixels.astype(np.float32) for o in r.process(frames)]
+    cover = _coverage(frames[0].pixels.shape, _faces_at(r, 0))
+    steps = zip(outs[:-1], outs[1:], strict=True)
+    return float(np.mean([np.abs(b - a)[cover].mean() for a, b in steps]))
+
+
+def test_temporal_modes_reduce_flicker_on_a_nearly_static_face(ckpt, detector, two_faces) -> None:
+    rng = np.random.default_rng(7)
+    base = pan_frames(two_faces, 6, (230, 240), step=(0.15, 0.05))  # the left face only
+    noisy = [np.clip(b + rng.normal(0, 4, b.shape), 0, 255).astype(np.uint8) for b in base]
+    frames = as_frames(noisy)
+    off = _face_flicker(ckpt, detector, frames, "off")
+    win = _face_flicker(ckpt, detector, frames, "window")
+    rec = _face_flicker(ckpt, detector, frames, "recurrent")
+    assert win < 0.8 * off and rec < off, (off, win, rec)
+
+
+def test_state_snapshot_continues_bit_for_bit(ckpt, detector, two_faces) -> None:
+    frames = as_frames(pan_frames(two_faces, 6, (230, 240)))  # the left face only
+    whole = [f.pixels for f in _restorer(ckpt, detector).process(frames)]
+    first = _restorer(ckpt, detector)
+    part = [f.pixels for f in first.process(frames[:4], final=False)]
+    state = first.get_state()
+    second = _restorer(ckpt, detector)
+    second.set_state(state)
+    part += [f.pixels for f in second.process(frames[4:])]
+    assert len(part) == len(whole)
+    for a, b in zip(part, whole, strict=True):
+        assert np.array_equal(a, b)
+
+
+# -- files and the command line ------------------------------------------------------------------
+
+def _packets(path: Path, kind: str) -> list[tuple[int | None, str]]:
+    with av.open(str(path)) as c:
+        s = next(s for s in c.streams if s.type == kind)
+        return [(p.pts, hashlib.md5(bytes(p)).hexdigest()) for p in c.demux(s) if p.size]
+
+
+def _video_pts(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        return [f.pts for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, two_faces) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clip") / "in.mp4",
+                      pan_frames(two_faces, 8, (400, 240)))
+
+
+@pytest.fixture()
+def mirror_env(monkeypatch: pytest.MonkeyPatch, mirror_dir: Path) -> dict[str, str]:
+    monkeypatch.setenv("VIDRESTORE_MIRROR", str(mirror_dir))
+    return dict(os.environ, PYTHONPATH=str(REPO))
+
+
+def test_restore_video_keeps_audio_timing_and_writes_report(tmp_path, ckpt, clip, mirror_env
+                                                            ) -> None:
+    out, side, rep = tmp_path / "out.mp4", tmp_path / "side.mp4", tmp_path / "tracks.json"
+    s = restore_video(clip, out, RestoreOptions(weights=str(ckpt)), report=rep, compare=side,
+                      progress=False)
+    assert s.frames == 8 and sum(s.faces_restored.values()) == 16 and s.tracks == 2
+    assert _video_pts(out) == _video_pts(clip)
+    assert _packets(out, "audio") == _packets(clip, "audio")
+    with av.open(str(side)) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (800, 240)
+    data = json.loads(rep.read_text())
+    assert len(data["tracks"]) == 2 and all(len(t["frames"]) == 8 for t in data["tracks"])
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vidrestore", *args], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=300)
+
+
+def test_cli_restore_is_deterministic_and_refuses_to_overwrite(tmp_path, ckpt, clip, mirror_env
+                                                               ) -> None:
+    a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    common = ["--weights", str(ckpt), "--video-codec", "ffv1", "--no-progress"]
+    r = _cli("restore", str(clip), "-o", str(a), *common, "--faces", "1", env=mirror_env)
+    assert r.returncode == 0, r.stderr
+    assert "8 frames" in r.stdout and "8 faces restored in 1 tracks" in r.stdout
+    assert _cli("restore", str(clip), "-o", str(b), *common, "--faces", "1",
+                env=mirror_env).returncode == 0
+    with av.open(str(a)) as ca, av.open(str(b)) as cb:
+        fa = [f.to_ndarray(format="rgb24") for f in ca.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb24") for f in cb.decode(video=0)]
+    assert len(fa) == 8 and all(np.array_equal(x, y) for x, y in zip(fa, fb, strict=True))
+    before = a.read_bytes()
+    r = _cli("restore", str(clip), "-o", str(a), *common, env=mirror_env)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    assert "exists" in r.stderr and a.read_bytes() == before
+
+
+@pytest.mark.parametrize("case", ["not_video", "missing_weights", "same_path"])
+def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case) -> None:
+    env = dict(mirror_env, VIDRESTORE_OFFLINE="1")
+    src, out = clip, tmp_path / "out.mp4"
+    args = ["--weights", str(ckpt)]
+    if case == "not_video":
+        src = tmp_path / "notes.mp4"
+        src.write_text("not a video\n")
+    elif case == "missing_weights":
+        args = []
+    else:
+        out = clip
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    r = _cli("restore", str(src), "-o", str(out), *args, "--no-progress", env=env)
+    assert r.returncode != 0
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
+    if case != "same_path":
+        assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_ctrl_c_leaves_no_output(tmp_path, ckpt, two_faces, mirror_env) -> None:
+    long_clip = write_clip(tmp_path / "long.mp4", pan_frames(two_faces, 60, (400, 240)))
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidrestore", "restore", str(long_clip), "-o", str(out),
+         "--weights", str(ckpt), "--no-progress"],
+        env=mirror_env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name.startswith(".") for p in tmp_path.iterdir()):
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -1,0 +1,137 @@
+"""``restore_video``: a video in, the same video out with every face restored.
+
+A short composition of public pieces: reader → :class:`Restorer` → writer, with the reader and
+the writer in their own threads so decoding, inference and encoding overlap. The output (and the
+optional side-by-side comparison) only appears at its path once complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..concurrency import BackgroundSink, prefetch
+from ..faces import FaceOptions
+from ..io import VideoReader, VideoWriter, WriterOptions
+from ..io.frame import Frame
+from .options import RestoreOptions
+from .pipeline import Restorer
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass
+class RestoreSummary:
+    """What a restore run did."""
+
+    output: str
+    frames: int
+    faces_restored: dict[int, int] = field(default_factory=dict)
+    tracks: int = 0
+    seconds: float = 0.0
+    device: str = ""
+    dtype: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        d = dataclasses.asdict(self)
+        d["fps"] = round(self.fps, 3)
+        d["faces_restored"] = {str(k): v for k, v in self.faces_restored.items()}
+        return d
+
+
+def side_by_side(a: Frame, b: Frame) -> Frame:
+    """Source and restored frame next to each other (for reviewing)."""
+    return b.with_pixels(np.concatenate([a.pixels, b.pixels], axis=1))
+
+
+def restore_video(
+    src: str | Path,
+    dst: str | Path,
+    options: RestoreOptions | None = None,
+    *,
+    faces: FaceOptions | None = None,
+    writer: WriterOptions | None = None,
+    start: str | float | None = None,
+    end: str | float | None = None,
+    report: str | Path | None = None,
+    compare: str | Path | None = None,
+    progress: bool = True,
+    progress_callback: ProgressCallback | None = None,
+    restorer: Restorer | None = None,
+) -> RestoreSummary:
+    """Restore every face of ``src`` into ``dst``, keeping audio, timing and format.
+
+    Args:
+        src: input video file or image sequence.
+        dst: output path; refused if it exists unless ``writer.overwrite``.
+        options: restore options; ``faces``: detection/tracking options; ``writer``: codec,
+            quality and overwrite options of the output.
+        start, end: process only this range (seconds or timecode); audio follows the range.
+        report: also write the tracks report (``tracks.json`` schema) here.
+        compare: also write the input and output side by side here.
+        progress: show a progress bar (ignored when ``progress_callback`` is given).
+        progress_callback: called as ``(frames_done, frames_total_or_None)``.
+        restorer: reuse an already built :class:`Restorer` (its model and detector).
+
+    Returns:
+        A :class:`RestoreSummary`.
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    writer = writer or WriterOptions()
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(VideoReader(src, start=start, end=end))
+        info = reader.info
+        out = stack.enter_context(VideoWriter(dst, source=info, options=writer, start=start,
+                                              end=end))
+        side = None
+        if compare is not None:
+            wide = dataclasses.replace(info, width=2 * info.width)
+            side = stack.enter_context(VideoWriter(compare, source=wide, options=writer,
+                                                   start=start, end=end))
+        if restorer is None:
+            restorer = Restorer(options, faces, keep_tracks=report is not None)
+        total = reader.expected_frames if hasattr(reader, "expected_frames") else info.frame_count
+        bar = stack.enter_context(tqdm(total=total, unit="frame", desc="restore",
+                                       disable=not progress or progress_callback is not None,
+                                       dynamic_ncols=True))
+
+        def write(pair: tuple[Frame, Frame]) -> None:
+            out.write(pair[1])
+            if side is not None:
+                side.write(side_by_side(*pair))
+
+        sink: BackgroundSink[tuple[Frame, Frame]] = stack.enter_context(
+            BackgroundSink(write, size=4, name="writer"))
+        for n, pair in enumerate(restorer.process_pairs(prefetch(reader, 4, "reader")), 1):
+            sink.put(pair)
+            bar.update(1)
+            if n % 10 == 0:
+                bar.set_postfix(faces=sum(restorer.faces_restored.values()), refresh=False)
+            if progress_callback is not None:
+                progress_callback(n, total)
+    summary = RestoreSummary(
+        output=str(dst), frames=restorer.frames_done, faces_restored=restorer.faces_restored,
+        tracks=len(restorer.faces_restored), seconds=time.perf_counter() - t0,
+        device=str(restorer.device), dtype=str(restorer.dtype).replace("torch.", ""))
+    if report is not None:
+        write_report(report, info, restorer)
+    return summary
+
+
+def write_report(path: str | Path, info: object, restorer: Restorer) -> None:
+    """The tracks report of a restore run, in the ``track`` command's schema."""
+    from ..faces.report import write_tracks_report
+
+    write_tracks_report(path, info, restorer.tracks)

@@ -1,0 +1,129 @@
+"""Paste restored faces back into frames with a soft mask.
+
+The restored 512x512 face and its mask are warped back with the inverse of the (smoothed)
+alignment, only inside the face's bounding region of the frame. Pixels where the mask is zero are
+never written, so the background stays exactly the decoded source. Black-and-white frames get a
+gray face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FACE = 512
+
+
+def template_mask(size: int = FACE) -> np.ndarray:
+    """A feathered ellipse over the face area of the aligned template, float32 in [0, 1].
+
+    It covers brows to chin and cheek to cheek of the 5-point template and fades out well inside
+    the 512 square, so the crop's own border never shows.
+    """
+    s = size / FACE
+    m = np.zeros((size, size), np.float32)
+    cv2.ellipse(m, (round(256 * s), round(278 * s)), (round(168 * s), round(208 * s)), 0, 0, 360,
+                1.0, -1, lineType=cv2.LINE_AA)
+    k = int(round(61 * s)) | 1
+    m = cv2.GaussianBlur(m, (k, k), 0)
+    m = cv2.GaussianBlur(m, (k, k), 0)
+    m[m < 1.0 / 1024] = 0.0
+    return m
+
+
+def is_gray(pixels: np.ndarray, tolerance: float | None = None) -> bool:
+    """True when (nearly) every pixel has R == G == B: a black-and-white picture."""
+    if tolerance is None:
+        tolerance = 2 if pixels.dtype == np.uint8 else 2 * 257
+    sample = pixels[::4, ::4].astype(np.int32)
+    diff = np.maximum(np.abs(sample[..., 0] - sample[..., 1]),
+                      np.abs(sample[..., 1] - sample[..., 2]))
+    return float((diff > tolerance).mean()) < 0.005
+
+
+def to_gray(face: np.ndarray) -> np.ndarray:
+    """Replace an RGB float face by its luma (Rec. 601 weights) on all three channels."""
+    y = face @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(y[..., None], 3, axis=2)
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a warped face lands in the frame, and the map from that region to the face."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    to_face: np.ndarray  # 2x3: region pixel -> aligned face pixel
+
+
+def paste_region(affine: np.ndarray, mask: np.ndarray, frame_w: int, frame_h: int
+                 ) -> Region | None:
+    """Frame region covered by the non-zero part of ``mask`` under the inverse of ``affine``.
+
+    ``affine`` maps frame pixels to mask pixels.
+    """
+    ys, xs = np.nonzero(mask[::8, ::8])
+    if xs.size == 0:
+        return None
+    x_lo, x_hi = xs.min() * 8 - 8, xs.max() * 8 + 16
+    y_lo, y_hi = ys.min() * 8 - 8, ys.max() * 8 + 16
+    corners = np.array([[x_lo, y_lo, 1], [x_hi, y_lo, 1], [x_lo, y_hi, 1], [x_hi, y_hi, 1]],
+                       np.float64)
+    inv = cv2.invertAffineTransform(affine)
+    pts = corners @ inv.T
+    x0 = max(int(np.floor(pts[:, 0].min())), 0)
+    y0 = max(int(np.floor(pts[:, 1].min())), 0)
+    x1 = min(int(np.ceil(pts[:, 0].max())) + 1, frame_w)
+    y1 = min(int(np.ceil(pts[:, 1].max())) + 1, frame_h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    to_face = affine.astype(np.float64).copy()
+    to_face[:, 2] += affine[:, :2] @ np.array([x0, y0], np.float64)
+    return Region(x0, y0, x1, y1, to_face)
+
+
+def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: np.ndarray,
+               *, gray: bool = False) -> None:
+    """Blend ``face`` (512x512x3 float32 in [0, 1]) into ``pixels`` in place.
+
+    Args:
+        pixels: HxWx3 RGB frame, uint8 or uint16; only pixels under a non-zero mask change.
+        face: the restored aligned face.
+        mask: 512x512 float32 blend weights in aligned space.
+        affine: 2x3 frame -> aligned face map used to cut the face out.
+        gray: paste the face's luma only (black-and-white sources).
+    """
+    h, w = pixels.shape[:2]
+    # Shrinking a 512 face a lot with a bilinear warp aliases: pre-shrink by area averaging.
+    scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))  # face px per frame px
+    affine = affine.astype(np.float64)
+    if scale >= 2.0:
+        k = int(scale)
+        size = FACE // k
+        face = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
+        affine = affine * (size / FACE)
+    region = paste_region(affine, mask, w, h)
+    if region is None:
+        return
+    rw, rh = region.x1 - region.x0, region.y1 - region.y0
+    flags = cv2.WARP_INVERSE_MAP
+    m = cv2.warpAffine(mask, region.to_face, (rw, rh), flags=cv2.INTER_LINEAR | flags,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    sel = m > 0.0
+    if not sel.any():
+        return
+    f = cv2.warpAffine(face, region.to_face, (rw, rh), flags=cv2.INTER_CUBIC | flags,
+                       borderMode=cv2.BORDER_REPLICATE)
+    if gray:
+        f = to_gray(f)
+    full = 255.0 if pixels.dtype == np.uint8 else 65535.0
+    roi = pixels[region.y0 : region.y1, region.x0 : region.x1]
+    src = roi[sel].astype(np.float32)
+    a = m[sel][:, None]
+    out = src + a * (np.clip(f[sel], 0.0, 1.0) * full - src)
+    roi[sel] = np.clip(np.rint(out), 0, full).astype(pixels.dtype)

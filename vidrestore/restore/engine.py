@@ -1,0 +1,187 @@
+"""Batched CodeFormer over aligned faces, with the temporal code choice per track.
+
+The engine sees only aligned 512x512 faces with their track id and frame index, never whole
+frames. Faces arrive frame by frame; they are encoded in batches gathered across frames and
+tracks, their codes are chosen by the temporal mode once the neighbours they need are encoded,
+and they are decoded in batches. Memory is bounded by the batch size plus the temporal window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from .options import RestoreOptions
+from .temporal import RecurrentFilter, window_average
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class FaceItem:
+    """One aligned face on its way through the network."""
+
+    frame_index: int
+    track_id: int
+    crop: np.ndarray  # 512x512x3 RGB, uint8 or uint16
+    affine: np.ndarray  # 2x3, frame -> aligned face
+    new_segment: bool  # first face of a track segment: windows and states do not cross it
+    segment: int = -1  # set by the engine
+    restored: np.ndarray | None = None  # 512x512x3 float32 in [0, 1] once done
+    # network state between stages
+    lq_feat: torch.Tensor | None = field(default=None, repr=False)
+    skips: dict[int, torch.Tensor] | None = field(default=None, repr=False)
+    probs: torch.Tensor | None = field(default=None, repr=False)
+    indices: torch.Tensor | None = field(default=None, repr=False)
+
+
+def to_network(crops: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """RGB crops (uint8 or uint16) to a [-1, 1] batch ``[B, 3, 512, 512]``."""
+    scale = 255.0 if crops[0].dtype == np.uint8 else 65535.0
+    x = torch.from_numpy(np.stack(crops)).to(device)
+    x = x.permute(0, 3, 1, 2).to(torch.float32).div_(scale / 2.0).sub_(1.0)
+    # channels-last feeds tensor cores on CUDA; on the CPU its GroupNorm kernel makes a face's
+    # result depend (in the last bits) on its position in the batch, so stay NCHW there.
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    return x.to(dtype).contiguous(memory_format=fmt)
+
+
+def from_network(out: torch.Tensor) -> np.ndarray:
+    """Network output ``[B, 3, 512, 512]`` to float32 RGB images in [0, 1]."""
+    img = out.float().clamp_(-1.0, 1.0).add_(1.0).mul_(0.5)
+    return img.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+class FaceEngine:
+    """Runs CodeFormer over faces submitted frame by frame; see the module docstring."""
+
+    def __init__(self, model: torch.nn.Module, options: RestoreOptions, *, device: torch.device,
+                 dtype: torch.dtype, batch_size: int) -> None:
+        self.model = model
+        self.options = options
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = max(1, batch_size)
+        self.window = options.window if options.temporal == "window" else 0
+        self.recurrent = (RecurrentFilter(options.recurrent_gain)
+                          if options.temporal == "recurrent" else None)
+        self._to_encode: deque[FaceItem] = deque()
+        self._waiting: deque[FaceItem] = deque()  # encoded, code not chosen yet
+        self._to_decode: deque[FaceItem] = deque()
+        # window mode: faces of each track segment still needed by a window
+        self._segments: dict[int, deque[FaceItem]] = {}
+        self._open_segment: dict[int, int] = {}  # track id -> its current segment
+        self._segment_count = 0
+        self._last_frame = -1
+        self._track_last_seen: dict[int, int] = {}
+        self.faces_restored: dict[int, int] = {}
+
+    # -- feeding ---------------------------------------------------------------------------------
+    def submit(self, frame_index: int, items: list[FaceItem]) -> None:
+        """All selected faces of one frame (possibly none), in frame order."""
+        self._last_frame = frame_index
+        for it in items:
+            if it.new_segment or self._track_last_seen.get(it.track_id) != frame_index - 1:
+                it.new_segment = True
+                self._segment_count += 1
+                self._open_segment[it.track_id] = self._segment_count
+                if self.recurrent is not None:
+                    self.recurrent.reset(it.track_id)
+            it.segment = self._open_segment[it.track_id]
+            if self.window > 0:
+                self._segments.setdefault(it.segment, deque()).append(it)
+            self._track_last_seen[it.track_id] = frame_index
+            self._to_encode.append(it)
+        while len(self._to_encode) >= self.batch_size:
+            self._encode(self.batch_size)
+        self._choose_codes(final=False)
+        while len(self._to_decode) >= self.batch_size:
+            self._decode(self.batch_size)
+
+    def drain(self) -> None:
+        """Finish every submitted face now (end of input, or of a chunk)."""
+        while self._to_encode:
+            self._encode(self.batch_size)
+        self._choose_codes(final=True)
+        while self._to_decode:
+            self._decode(self.batch_size)
+
+    # -- stages ----------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _encode(self, n: int) -> None:
+        batch = [self._to_encode.popleft() for _ in range(min(n, len(self._to_encode)))]
+        x = to_network(self._padded([it.crop for it in batch]), self.device, self.dtype)
+        enc = self.model.encode(x)
+        logits = self.model.predict(enc.lq_feat)
+        probs = torch.softmax(logits.float(), dim=-1)
+        for i, it in enumerate(batch):
+            it.lq_feat = enc.lq_feat[i : i + 1]
+            it.skips = {r: t[i : i + 1] for r, t in enc.skips.items()}
+            it.probs = probs[i]
+            it.crop = np.empty((0,), np.uint8)  # pixels no longer needed
+            self._waiting.append(it)
+
+    def _choose_codes(self, *, final: bool) -> None:
+        """Pick codes for waiting faces whose look-ahead is complete, in submission order."""
+        while self._waiting:
+            it = self._waiting[0]
+            if self.window > 0:
+                neighbours = self._window_items(it, final)
+                if neighbours is None:
+                    return
+                offsets = [n.frame_index - it.frame_index for n in neighbours]
+                p = window_average([n.probs for n in neighbours], offsets, self.window)
+            elif self.recurrent is not None:
+                p = self.recurrent.update(it.track_id, it.probs, it.affine)
+            else:
+                p = it.probs
+            it.indices = p.argmax(dim=-1)
+            self._waiting.popleft()
+            self._to_decode.append(it)
+
+    def _window_items(self, it: FaceItem, final: bool) -> list[FaceItem] | None:
+        """Encoded faces of the item's segment within +-window, or None while some are unknown."""
+        seg = self._segments[it.segment]
+        lo, hi = it.frame_index - self.window, it.frame_index + self.window
+        members = [s for s in seg if lo <= s.frame_index <= hi]
+        if not final:
+            open_ = self._open_segment.get(it.track_id) == it.segment and (
+                self._track_last_seen[it.track_id] == self._last_frame)
+            if open_ and seg[-1].frame_index < hi:
+                return None  # the segment may still grow into the window
+            if members[-1].probs is None:
+                return None  # the last face of the window is still waiting to be encoded
+        # prune what no later face of this segment can need
+        while seg and seg[0].frame_index < it.frame_index + 1 - self.window:
+            seg.popleft()
+        if seg[-1] is it and self._open_segment.get(it.track_id) != it.segment:
+            del self._segments[it.segment]  # closed and finished
+        return [m for m in members if m.probs is not None]
+
+    def _padded(self, values: list[T]) -> list[T]:
+        """Fill a short batch up to the batch size by repeating its last entry.
+
+        Convolution kernels may be chosen per batch size, which changes results in the last few
+        bits; a constant batch size makes every face's result independent of how the faces were
+        grouped (chunked runs equal single runs, identical faces give identical output).
+        """
+        return values + [values[-1]] * (self.batch_size - len(values))
+
+    @torch.inference_mode()
+    def _decode(self, n: int) -> None:
+        batch = [self._to_decode.popleft() for _ in range(min(n, len(self._to_decode)))]
+        lq = torch.cat(self._padded([it.lq_feat for it in batch]))
+        idx = torch.stack(self._padded([it.indices for it in batch]))
+        skips = {r: torch.cat(self._padded([it.skips[r] for it in batch])) for r in batch[0].skips}
+        code = self.model.lookup(lq, indices=idx, adain=True)
+        out = self.model.decode(code, skips, self.options.fidelity)
+        images = from_network(out)
+        for i, it in enumerate(batch):
+            it.restored = images[i]
+            it.lq_feat = None
+            it.skips = None
+            self.faces_restored[it.track_id] = self.faces_restored.get(it.track_id, 0) + 1

@@ -1,0 +1,222 @@
+"""The frame-iterator form of restoration: frames in, frames with restored faces out.
+
+``Restorer`` composes the face stream (detect, track, smooth), the alignment, the network engine
+and the paste-back. It keeps its state between calls, so a host that receives a video in chunks
+(a node graph, a pipe) continues tracks and temporal state across them.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+from ..faces import FaceOptions, FaceStream, FrameFaces, TrackedFace, create_detector
+from ..faces.align import similarity_transform, warp_face
+from ..io.frame import Frame
+from .blend import is_gray, paste_face
+from .engine import FaceEngine, FaceItem
+from .masks import create_masker
+from .options import RestoreOptions
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU; other names must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device: {name!r} is not a device (auto, cpu, cuda, cuda:N, mps)"
+                         ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps: MPS is not available")
+    return dev
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto``: bfloat16 on CUDA (float16 where bf16 is unsupported), float32 elsewhere."""
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.type == "mps" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Faces per network call when the user leaves it automatic."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(max(4, min(32, free // (1 << 30))))  # ~1 GiB a face at 16-bit, generous
+    return 2
+
+
+@dataclass
+class _Pending:
+    source: FrameFaces
+    items: list[FaceItem]
+    gray: bool
+
+
+class Restorer:
+    """Restores every tracked face in a stream of frames.
+
+    Args:
+        options: restore options (fidelity, temporal mode, device, ...).
+        faces: face detection/tracking options.
+        model: an already loaded CodeFormer, used on its own device and dtype (else loaded from
+            ``options.weights`` or the cache, on ``options.device`` in ``options.dtype``).
+        detector: an already built face detector (else made from ``faces.detector``).
+        keep_tracks: remember every tracked face, for a tracks report.
+
+    Example::
+
+        restorer = Restorer(RestoreOptions(fidelity=0.7))
+        for frame in restorer.process(frames):
+            ...
+    """
+
+    def __init__(self, options: RestoreOptions | None = None, faces: FaceOptions | None = None,
+                 *, model: torch.nn.Module | None = None, detector: object | None = None,
+                 keep_tracks: bool = False) -> None:
+        from ..weights import load_codeformer
+
+        self.options = options or RestoreOptions()
+        self.face_options = faces or FaceOptions()
+        if model is None:
+            device = resolve_device(self.options.device)
+            dtype = resolve_dtype(self.options.dtype, device)
+            model = load_codeformer(self.options.weights, device=device, dtype=dtype)
+        self.model = model.eval()
+        self.device = model.device
+        self.dtype = model.dtype
+        det = detector if detector is not None else create_detector(
+            self.face_options.detector, self.face_options, device=str(self.device))
+        self.face_stream = FaceStream(det, self.face_options)
+        batch = self.options.batch_size or default_batch_size(self.device)
+        self.engine = FaceEngine(self.model, self.options, device=self.device, dtype=self.dtype,
+                                 batch_size=batch)
+        self.masker = create_masker(self.options.mask, self.device)
+        self.keep_tracks = keep_tracks
+        self.tracks: dict[int, list[TrackedFace]] = {}
+        self.frames_done = 0
+        self._pending: deque[_Pending] = deque()
+
+    @property
+    def faces_restored(self) -> dict[int, int]:
+        """Faces restored so far, per track id."""
+        return dict(self.engine.faces_restored)
+
+    def process(self, frames: Iterable[Frame], *, final: bool = True, complete: bool = False
+                ) -> Iterator[Frame]:
+        """Yield the frames, in order, with their faces restored.
+
+        With ``final=False`` the stream is expected to continue in a later call: tracks and
+        temporal state are kept, and frames whose result depends on frames not given yet (inside
+        the face tracker's look-ahead, or the ``window`` mode's) come out with the next call.
+        With ``faces.causal`` and a causal temporal mode (``recurrent``, ``off``) none are held
+        back, so each call returns exactly its frames, equal to those of one long call.
+        ``complete=True`` also finishes the ``window`` mode's frames now (their windows end at
+        the chunk's end), for hosts that must return every frame of a chunk.
+        """
+        for _, out in self.process_pairs(frames, final=final, complete=complete):
+            yield out
+
+    def process_pairs(self, frames: Iterable[Frame], *, final: bool = True,
+                      complete: bool = False) -> Iterator[tuple[Frame, Frame]]:
+        """Like :meth:`process`, yielding ``(source, restored)`` pairs."""
+        for frame in frames:
+            for ff in self.face_stream.push(frame):
+                self._submit(ff)
+            yield from self._ready()
+        if final:
+            for ff in self.face_stream.flush():
+                self._submit(ff)
+        if final or complete or self.options.temporal != "window":
+            # Causal modes lose nothing by finishing now; a window still waits for its future.
+            self.engine.drain()
+        yield from self._ready()
+
+    # -- state snapshots -------------------------------------------------------------------------
+    def get_state(self) -> bytes:
+        """Everything this restorer carries between frames, without the networks.
+
+        A restorer built with the same options that receives this state with :meth:`set_state`
+        continues exactly where this one stopped (same tracks, same temporal state, the same
+        frames still pending), so a long job can stop after any frame and resume bit for bit.
+        """
+        detector, model = self.face_stream.detector, self.engine.model
+        self.face_stream.detector, self.engine.model = None, None
+        try:
+            state = {
+                "options": self.options, "face_options": self.face_options,
+                "face_stream": self.face_stream, "engine": self.engine,
+                "mask_tracks": getattr(self.masker, "_track", None),
+                "pending": self._pending, "tracks": self.tracks, "frames_done": self.frames_done,
+            }
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            return buf.getvalue()
+        finally:
+            self.face_stream.detector, self.engine.model = detector, model
+
+    def set_state(self, data: bytes) -> None:
+        """Continue from a :meth:`get_state` snapshot (made with the same options)."""
+        state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=False)
+        if state["options"] != self.options or state["face_options"] != self.face_options:
+            raise UsageError("the saved restore state was made with other options")
+        state["face_stream"].detector = self.face_stream.detector
+        state["engine"].model = self.engine.model
+        self.face_stream, self.engine = state["face_stream"], state["engine"]
+        if state["mask_tracks"] is not None and hasattr(self.masker, "_track"):
+            self.masker._track = state["mask_tracks"]
+        self._pending, self.tracks = state["pending"], state["tracks"]
+        self.frames_done = state["frames_done"]
+
+    # -- internals -----------------------------------------------------------------------------
+    def _submit(self, ff: FrameFaces) -> None:
+        frame = ff.frame
+        wanted = self.options.faces
+        mode = self.options.grayscale
+        gray = mode == "on" or (mode == "auto" and bool(ff.faces) and is_gray(frame.pixels))
+        items: list[FaceItem] = []
+        for face in ff.faces:
+            if self.keep_tracks:
+                self.tracks.setdefault(face.track_id, []).append(face)
+            if wanted is not None and face.track_id not in wanted:
+                continue
+            affine = similarity_transform(face.landmarks)
+            crop = warp_face(frame.pixels, affine)
+            items.append(FaceItem(frame.index, face.track_id, crop, affine, new_segment=ff.cut))
+        self.engine.submit(frame.index, items)
+        self._pending.append(_Pending(ff, items, gray))
+
+    def _ready(self) -> Iterator[tuple[Frame, Frame]]:
+        while self._pending and all(it.restored is not None for it in self._pending[0].items):
+            p = self._pending.popleft()
+            src = p.source.frame
+            out = src
+            if p.items:
+                pixels = np.array(src.pixels, copy=True)
+                faces = [it.restored for it in p.items]
+                masks = self.masker.masks(faces, [it.track_id for it in p.items])
+                for it, face, mask in zip(p.items, faces, masks, strict=True):
+                    paste_face(pixels, face, mask, it.affine, gray=p.gray)
+                    it.restored = None
+                out = src.with_pixels(pixels)
+            self.frames_done += 1
+            yield src, out
