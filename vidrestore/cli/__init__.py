@@ -47,7 +47,7 @@ class LazyGroup(click.Group):
             click.echo(f"vidrestore: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("vidrestore: interrupted; no output was written", err=True)
+            click.echo("vidrestore: interrupted", err=True)
             ctx.exit(130)
 
 

@@ -134,4 +134,4 @@ def write_report(path: str | Path, info: object, restorer: Restorer) -> None:
     """The tracks report of a restore run, in the ``track`` command's schema."""
     from ..faces.report import write_tracks_report
 
-    write_tracks_report(path, info, restorer.tracks)
+    write_tracks_report(path, info, restorer.tracks, pts=restorer.frame_pts)

@@ -113,6 +113,7 @@ class Restorer:
         self.masker = create_masker(self.options.mask, self.device)
         self.keep_tracks = keep_tracks
         self.tracks: dict[int, list[TrackedFace]] = {}
+        self.frame_pts: dict[int, int] = {}  # frame index -> pts, for the tracks report
         self.frames_done = 0
         self._pending: deque[_Pending] = deque()
 
@@ -166,7 +167,8 @@ class Restorer:
                 "options": self.options, "face_options": self.face_options,
                 "face_stream": self.face_stream, "engine": self.engine,
                 "mask_tracks": getattr(self.masker, "_track", None),
-                "pending": self._pending, "tracks": self.tracks, "frames_done": self.frames_done,
+                "pending": self._pending, "tracks": self.tracks, "frame_pts": self.frame_pts,
+                "frames_done": self.frames_done,
             }
             buf = io.BytesIO()
             torch.save(state, buf)
@@ -185,6 +187,7 @@ class Restorer:
         if state["mask_tracks"] is not None and hasattr(self.masker, "_track"):
             self.masker._track = state["mask_tracks"]
         self._pending, self.tracks = state["pending"], state["tracks"]
+        self.frame_pts = state["frame_pts"]
         self.frames_done = state["frames_done"]
 
     # -- internals -----------------------------------------------------------------------------
@@ -194,6 +197,8 @@ class Restorer:
         mode = self.options.grayscale
         gray = mode == "on" or (mode == "auto" and bool(ff.faces) and is_gray(frame.pixels))
         items: list[FaceItem] = []
+        if self.keep_tracks and ff.faces:
+            self.frame_pts[frame.index] = frame.pts
         for face in ff.faces:
             if self.keep_tracks:
                 self.tracks.setdefault(face.track_id, []).append(face)

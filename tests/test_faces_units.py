@@ -1,0 +1,310 @@
+"""Face-stage pieces that need no detector: alignment, smoothing, metrics, cuts, report, drawing."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from vidrestore.errors import OutputError, SourceError
+from vidrestore.faces import TEMPLATE_512, FaceOptions, similarity_transform, warp_face
+from vidrestore.faces.align import affine_scale, fit_similarity, transform_points
+from vidrestore.faces.cuts import CutDetector
+from vidrestore.faces.draw import draw_faces, track_colour
+from vidrestore.faces.metrics import identity_score, jitter, lag, path_error
+from vidrestore.faces.records import Detection, FrameFaces, TrackedFace, box_iou
+from vidrestore.faces.report import (
+    ReportCollector,
+    TrackReport,
+    dumps,
+    read_tracks_report,
+    tracks_report,
+)
+from vidrestore.faces.smooth import LandmarkSmoother, SmootherTuning, compose, pose_and_shape
+from vidrestore.faces.synthetic import background
+from vidrestore.io.frame import Frame
+
+# -- alignment --------------------------------------------------------------------------------
+
+
+def similarity(angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarray:
+    a = math.radians(angle_deg)
+    return np.array([[scale * math.cos(a), -scale * math.sin(a), tx],
+                     [scale * math.sin(a), scale * math.cos(a), ty]])
+
+
+def test_template_is_the_published_one_and_read_only() -> None:
+    assert TEMPLATE_512.shape == (5, 2) and TEMPLATE_512.dtype == np.float32
+    assert TEMPLATE_512[0, 0] < TEMPLATE_512[1, 0] and TEMPLATE_512[3, 0] < TEMPLATE_512[4, 0]
+    np.testing.assert_allclose(TEMPLATE_512[2], (256.63416, 314.01935))
+    with pytest.raises(ValueError):
+        TEMPLATE_512[0, 0] = 0
+
+
+@pytest.mark.parametrize("angle,scale,tx,ty", [(0, 1, 0, 0), (17, 0.37, 900.5, -40.25),
+                                               (-45, 2.5, 12.0, 300.0), (170, 0.8, 5, 5)])
+def test_similarity_transform_recovers_an_exact_similarity(angle, scale, tx, ty) -> None:
+    to_frame = similarity(angle, scale, tx, ty)
+    landmarks = transform_points(to_frame, TEMPLATE_512)
+    affine = similarity_transform(landmarks)
+    np.testing.assert_allclose(transform_points(affine, landmarks), TEMPLATE_512, atol=1e-4)
+    assert affine_scale(affine) == pytest.approx(1 / scale, rel=1e-9)
+    # agrees with OpenCV's own similarity estimate on exact data
+    cv_affine, _ = cv2.estimateAffinePartial2D(landmarks, TEMPLATE_512, method=cv2.LMEDS)
+    np.testing.assert_allclose(affine, cv_affine, atol=1e-3)
+
+
+def test_least_squares_fit_is_the_best_similarity_for_noisy_points() -> None:
+    rng = np.random.default_rng(0)
+    landmarks = transform_points(similarity(8, 0.5, 300, 200), TEMPLATE_512)
+    noisy = landmarks + rng.normal(0, 1.5, landmarks.shape)
+    best = fit_similarity(noisy, TEMPLATE_512)
+    cost = np.sum((transform_points(best, noisy) - TEMPLATE_512) ** 2)
+    for _ in range(50):  # no nearby similarity does better
+        a, s = rng.normal(0, 0.01), 1 + rng.normal(0, 0.01)
+        m = similarity(math.degrees(a), s, *rng.normal(0, 0.5, 2))
+        other = np.vstack([m, [0, 0, 1]]) @ np.vstack([best, [0, 0, 1]])
+        assert np.sum((transform_points(other[:2], noisy) - TEMPLATE_512) ** 2) >= cost
+
+
+@pytest.mark.parametrize("dtype,unit", [(np.uint8, 1), (np.uint16, 257)])
+def test_warp_face_keeps_dtype_and_fills_the_published_grey(dtype, unit) -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 200 * unit, (300, 400, 3)).astype(dtype)
+    affine = np.array([[1.0, 0, -100], [0, 1.0, -50]])  # the face crop starts at (100, 50)
+    face = warp_face(image, affine)
+    assert face.shape == (512, 512, 3) and face.dtype == dtype
+    np.testing.assert_array_equal(face[:250, :300], image[50:300, 100:400])
+    assert tuple(face[400, 400]) == (132 * unit, 133 * unit, 135 * unit)
+    with pytest.raises(ValueError, match="HxWx3"):
+        warp_face(image[:, :, 0], affine)
+
+
+# -- records ------------------------------------------------------------------------------------
+
+
+def test_detection_moved_maps_pixel_centres_back_to_the_frame() -> None:
+    det = Detection([10, 20, 30, 40], 0.9, [[12, 25]] * 5)
+    back = det.moved(0.5, (100, 200))
+    np.testing.assert_allclose(back.box, [120, 240, 160, 280])
+    np.testing.assert_allclose(back.landmarks[0], [(12 + 0.5) / 0.5 - 0.5 + 100,
+                                                    (25 + 0.5) / 0.5 - 0.5 + 200])
+    with pytest.raises(ValueError, match="5"):
+        Detection([0, 0, 1, 1], 0.5, np.zeros((4, 2)))
+
+
+def test_box_iou() -> None:
+    iou = box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10],
+                                                         [20, 20, 30, 30]]))
+    np.testing.assert_allclose(iou, [[1.0, 1 / 3, 0.0]])
+
+
+# -- smoothing ----------------------------------------------------------------------------------
+
+
+def test_pose_and_shape_round_trip() -> None:
+    rng = np.random.default_rng(2)
+    pts = transform_points(similarity(20, 0.4, 500, 300), TEMPLATE_512) + rng.normal(0, 2, (5, 2))
+    pose, shape, scale = pose_and_shape(pts)
+    np.testing.assert_allclose(compose(pose, shape), pts, atol=1e-4)
+    assert scale == pytest.approx(0.4, rel=0.05)
+    # the exact template shape has zero residual
+    _, shape0, _ = pose_and_shape(transform_points(similarity(-5, 2, 1, 2), TEMPLATE_512))
+    np.testing.assert_allclose(shape0, 0, atol=1e-9)
+
+
+def trajectory(n: int, kind: str) -> np.ndarray:
+    """True landmarks of a rigid face along a known path (frame pixels)."""
+    out = []
+    for t in range(n):
+        if kind == "pan":  # still, then a fast pan that accelerates
+            x = 300 + (0 if t < 40 else 0.15 * (t - 40) ** 2)
+        else:  # smooth sway
+            x = 300 + 40 * math.sin(2 * math.pi * t / 70)
+        y = 200 + 15 * math.sin(2 * math.pi * t / 55)
+        angle = 6 * math.sin(2 * math.pi * t / 90)
+        out.append(transform_points(similarity(angle, 0.35, x - 90, y - 105), TEMPLATE_512))
+    return np.array(out)
+
+
+def smooth_offline(raw, scores, lookahead=12, **kw) -> np.ndarray:
+    sm = LandmarkSmoother(0, **kw)
+    out = []
+    for t in range(len(raw)):
+        sm.step(raw[t], None if scores is None else scores[t])
+        if t >= lookahead:
+            out.append(sm.smoothed(t - lookahead))
+            sm.forget_before(t - lookahead + 1)
+            assert sm.last_frame - sm.first <= lookahead  # memory bounded by the look-ahead
+    out += [sm.smoothed(t) for t in range(max(0, len(raw) - lookahead), len(raw))]
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", ["sway", "pan"])
+def test_smoother_removes_noise_without_lag(kind) -> None:
+    rng = np.random.default_rng(3)
+    truth = trajectory(160, kind)
+    raw = truth + rng.normal(0, 1.2, truth.shape)
+    smoothed = smooth_offline(raw, None)
+    assert path_error(smoothed, truth) < 0.45 * path_error(raw, truth)
+    assert jitter(smoothed) < jitter(raw) / 8
+    assert abs(lag(smoothed, truth)) < 0.3
+    if kind == "pan":  # the fast accelerating part is held too (no lag, little error)
+        tail = slice(100, 150)
+        assert path_error(smoothed[tail], truth[tail]) < 0.6 * path_error(raw[tail], truth[tail])
+
+
+def test_causal_filter_uses_only_the_past() -> None:
+    rng = np.random.default_rng(4)
+    truth = trajectory(80, "sway")
+    raw = truth + rng.normal(0, 1.0, truth.shape)
+    a, b = LandmarkSmoother(0), LandmarkSmoother(0)
+    for t in range(80):
+        a.step(raw[t], 0.9)
+        b.step(raw[t] if t < 50 else raw[t] + 30, 0.9)  # a different future
+    np.testing.assert_array_equal(a.filtered(49), b.filtered(49))
+    assert not np.array_equal(a.smoothed(45), b.smoothed(45))
+    assert path_error(np.array([a.filtered(t) for t in range(80)]), truth) < path_error(raw, truth)
+
+
+def test_gaps_are_interpolated_and_strength_zero_is_raw() -> None:
+    rng = np.random.default_rng(5)
+    truth = trajectory(60, "sway")
+    raw = truth + rng.normal(0, 0.8, truth.shape)
+    sm = LandmarkSmoother(0)
+    for t in range(60):
+        sm.step(None if 30 <= t < 34 else raw[t], 0.9)
+    gap = np.array([sm.smoothed(t) for t in range(30, 34)])
+    assert path_error(gap, truth[30:34], remove_offset=False) < 3.0  # aligned px
+    raw_only = LandmarkSmoother(0, strength=0)
+    for t in range(5):
+        raw_only.step(raw[t], 0.9)
+    np.testing.assert_array_equal(raw_only.smoothed(2), raw[2].astype(np.float32))
+    with pytest.raises(ValueError, match="first frame"):
+        LandmarkSmoother(0).step(None)
+
+
+def test_low_confidence_detections_are_trusted_less() -> None:
+    rng = np.random.default_rng(6)
+    truth = trajectory(150, "sway")
+    bad = rng.random(150) < 0.3
+    noise = np.where(bad[:, None, None], 6.0, 0.8)
+    raw = truth + rng.normal(0, 1, truth.shape) * noise
+    scores = np.where(bad, 0.6, 0.92)
+    adaptive = smooth_offline(raw, scores)
+    blind = smooth_offline(raw, scores, tuning=SmootherTuning(score_power=0))
+    assert path_error(adaptive, truth) < 0.8 * path_error(blind, truth)
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+def test_metrics_on_known_signals() -> None:
+    truth = trajectory(60, "sway")
+    line = np.array([TEMPLATE_512 + (2.5 * t, 0) for t in range(20)])
+    assert jitter(line) == pytest.approx(0.0, abs=1e-9)
+    wobble = line + np.array([(-1) ** t for t in range(20)])[:, None, None] * (0.5, 0)
+    assert jitter(wobble) == pytest.approx(2.0, rel=1e-6)  # |(+-0.5) * 4| at scale 1
+    # a constant offset (in face coordinates) is the detector's bias, not an error
+    assert path_error(line + (3.0, -2.0), line) == pytest.approx(0.0, abs=1e-9)
+    assert path_error(line + (3.0, -2.0), line, remove_offset=False) == pytest.approx(
+        math.hypot(3, 2))
+    assert path_error(truth + (3.0, 0), truth) > 0.1  # fixed in the frame: turns with the face
+    late = np.concatenate([truth[:2], truth[:-2]])
+    assert lag(late, truth) == pytest.approx(2.0, abs=0.1)
+
+
+def test_identity_score_counts_switches_and_fragmentations() -> None:
+    a, b = np.array([0, 0, 10, 10.0]), np.array([50, 0, 60, 10.0])
+    truth = [[(1, a), (2, b)]] * 4
+    good = [[(7, a), (8, b)]] * 4
+    swapped = [[(7, a), (8, b)], [(7, a), (8, b)], [(8, a), (7, b)], [(8, a), (7, b)]]
+    gap = [[(7, a), (8, b)], [(8, b)], [(7, a), (8, b)], [(7, a), (8, b)]]
+    assert identity_score(good, truth).switches == 0
+    assert identity_score(swapped, truth).switches == 2
+    s = identity_score(gap, truth)
+    assert (s.switches, s.fragmentations, s.misses, s.matches) == (0, 1, 1, 7)
+
+
+# -- scene cuts ---------------------------------------------------------------------------------
+
+
+def test_cut_detector_fires_on_a_new_shot_only() -> None:
+    bg = background(400, 300, 1)
+    other = background(400, 300, 7)
+    cuts = CutDetector(FaceOptions().cut_threshold)
+    shots = [np.roll(bg, 3 * i, axis=1) for i in range(10)] + [other] * 3
+    fired = [cuts.update(f) for f in shots]
+    assert fired == [False] * 10 + [True, False, False]
+    deep = CutDetector(0.2)
+    assert [deep.update(f.astype(np.uint16) * 257) for f in (bg, bg, other)] == [False, False, True]
+    assert not any(CutDetector(1.0).update(f) for f in (bg, other, bg))
+
+
+# -- report and drawing --------------------------------------------------------------------------
+
+
+def face(track_id: int, index: int, interpolated: bool = False) -> TrackedFace:
+    pts = TEMPLATE_512 * 0.2 + (10 * index, 5)
+    return TrackedFace(track_id, index, [0 + index, 10, 60 + index, 80],
+                       None if interpolated else 0.91234, None if interpolated else pts + 0.5,
+                       pts, interpolated)
+
+
+def test_report_round_trip_and_schema(tmp_path) -> None:
+    tb = Fraction(1, 90000)
+    collector = ReportCollector.for_video(None, width=320, height=240)
+    collector.start_pts = 3000
+    for i in range(4):
+        pixels = np.zeros((240, 320, 3), np.uint8)
+        faces = [face(2, i), face(1, i, interpolated=i == 2)]
+        collector.add(FrameFaces(Frame(i, 3000 + 3600 * i, tb, pixels), faces, cut=False))
+    report = collector.report()
+    assert report.ids == [1, 2]
+    entry = report.track(1).frames[2]
+    assert (entry.pts, entry.time, entry.score, entry.landmarks_raw) == (10200, 0.08, None, None)
+    assert entry.interpolated and not report.track(1).frames[1].interpolated
+    path = report.write(tmp_path / "tracks.json")
+    data = json.loads(path.read_text())
+    assert data["schema"] == 1 and data["video"] == {"width": 320, "height": 240}
+    assert set(data["tracks"][0]["frames"][0]) == {
+        "frame", "pts", "time", "box", "score", "landmarks_raw", "landmarks", "interpolated"}
+    assert read_tracks_report(path) == report
+    assert json.loads(dumps(report.to_dict())) == report.to_dict()
+    with pytest.raises(OutputError, match="exists"):
+        report.write(path, overwrite=False)
+    (tmp_path / "v2.json").write_text(json.dumps({**data, "schema": 2}))
+    with pytest.raises(SourceError, match="schema 2"):
+        read_tracks_report(tmp_path / "v2.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(SourceError, match="not JSON"):
+        read_tracks_report(tmp_path / "bad.json")
+
+
+def test_tracks_report_from_grouped_faces_uses_the_frame_rate() -> None:
+    class Info:  # the fields of io.VideoInfo the report reads
+        time_base, avg_rate, start_pts, width, height = Fraction(1, 1000), Fraction(25), 40, 8, 6
+
+    data = tracks_report({3: [face(3, 1), face(3, 0)]}, info=Info())
+    frames = data["tracks"][0]["frames"]
+    assert [(f["frame"], f["pts"], f["time"]) for f in frames] == [(0, 40, 0.0), (1, 80, 0.04)]
+    assert data["video"]["fps"] == 25.0 and data["video"]["time_base"] == "1/1000"
+    exact = tracks_report({3: [face(3, 1)]}, info=Info(), pts={1: 77})
+    assert exact["tracks"][0]["frames"][0]["pts"] == 77
+    assert TrackReport.from_dict(data).ids == [3]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_draw_faces_draws_on_a_copy(dtype) -> None:
+    pixels = np.zeros((240, 320, 3), dtype)
+    drawn = draw_faces(pixels, [face(1, 3), face(2, 4, interpolated=True)])
+    assert drawn.dtype == dtype and not pixels.any()
+    unit = 257 if dtype == np.uint16 else 1
+    colours = {tuple(int(c) for c in p) for p in drawn.reshape(-1, 3)}
+    for tid in (1, 2):
+        assert tuple(c * unit for c in track_colour(tid)) in colours
+    assert draw_faces(pixels, []).sum() == 0

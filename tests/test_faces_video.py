@@ -1,0 +1,348 @@
+"""Real YuNet on real photos and on clips made from real face crops; ``track_video`` and the CLI.
+
+Clips paste faces cut from ``shared/media`` photos onto a procedural background along known
+smooth sub-pixel paths (``vidrestore.faces.synthetic``), so the true place and identity of every
+face on every frame is known.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from synth import load_rgb, write_clip
+
+from vidrestore.cli import cli
+from vidrestore.errors import CheckpointError, OutputError, UsageError, WeightsError
+from vidrestore.faces import FaceOptions, FaceStream, FrameFaces, create_detector
+from vidrestore.faces.align import transform_points
+from vidrestore.faces.detect import (
+    RetinaFaceDetector,
+    YuNetDetector,
+    available_detectors,
+    detect_tiles,
+    dither_shift,
+    load_retinaface_weights,
+)
+from vidrestore.faces.metrics import identity_score, path_error
+from vidrestore.faces.synthetic import Actor, Motion, Scene, Sprite, render, sprites_from_photo
+from vidrestore.io.frame import Frame
+from vidrestore.tracking import track_video
+
+
+@pytest.fixture(scope="session")
+def yunet(yunet_path: Path) -> YuNetDetector:
+    return YuNetDetector(yunet_path)
+
+
+@pytest.fixture(scope="session")
+def photo(media_dir: Path) -> np.ndarray:
+    return load_rgb(media_dir / "insightface_t1.jpg")
+
+
+@pytest.fixture(scope="session")
+def sprites(photo: np.ndarray, yunet_path: Path) -> list[Sprite]:
+    return sprites_from_photo(photo, YuNetDetector(yunet_path, detect_size=2048))
+
+
+def run_stream(stream: FaceStream, frames: list[Frame]) -> list[FrameFaces]:
+    out = []
+    for frame in frames:
+        out += stream.push(frame)
+    return out + stream.flush()
+
+
+def clip(scenes: list[Scene], size=(480, 320)) -> tuple[list[Frame], list]:
+    pairs = list(render(scenes, *size))
+    return [f for f, _ in pairs], [t for _, t in pairs]
+
+
+def ids_and_boxes(result: list[FrameFaces]) -> list[list[tuple[int, np.ndarray]]]:
+    return [[(f.track_id, f.box) for f in ff.faces] for ff in result]
+
+
+def true_boxes(truth: list) -> list[list[tuple[int, np.ndarray]]]:
+    """Ground truth of the faces one can see (not hidden behind another face)."""
+    return [[(t.actor, t.box) for t in faces if t.visible] for faces in truth]
+
+
+# -- detection ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,count", [("fr_two_people.jpg", 2), ("insightface_t1.jpg", 6)])
+def test_yunet_finds_every_face_of_real_photos(media_dir, yunet_path, name, count) -> None:
+    image = load_rgb(media_dir / name)
+    faces = YuNetDetector(yunet_path, detect_size=2048).detect([image])[0]
+    assert len(faces) == count
+    for d in faces:
+        (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = d.landmarks
+        assert lx < rx and mlx < mrx  # template order: image-left first
+        assert max(ly, ry) < ny < min(mly, mry)
+        x1, y1, x2, y2 = d.box
+        assert ((d.landmarks >= (x1, y1)) & (d.landmarks <= (x2, y2))).all()
+        assert 0.7 <= d.score <= 1.0
+
+
+def test_working_size_16_bit_and_dither_map_back_to_the_frame(photo, yunet_path, yunet) -> None:
+    full = YuNetDetector(yunet_path, detect_size=2048).detect([photo])[0]
+    big = cv2.resize(photo, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)  # 2560x1772
+    shrunk = yunet.detect([big])[0]  # seen at 640 wide, a quarter of the frame
+    deep = yunet.detect([big.astype(np.uint16) * 257])[0]
+    shifted = yunet.detect([big], shifts=[dither_shift(5)])[0]
+    assert dither_shift(5) != (0, 0) and len(shrunk) == len(full) == 6
+    for d in full:
+        width = d.box[2] - d.box[0]
+        for dets in (shrunk, deep, shifted):
+            near = min(dets, key=lambda e: np.abs(e.landmarks / 2 - d.landmarks).max())
+            # 2x frame: centres map as (x + 0.5) / 2 - 0.5; YuNet itself moves points by a
+            # few percent of the face between a 100 and a 50 pixel face
+            err = np.linalg.norm((near.landmarks + 0.5) / 2 - 0.5 - d.landmarks, axis=1)
+            assert err.mean() < 0.12 * width and err.max() < 0.2 * width
+    assert [d.box.tolist() for d in deep] == [d.box.tolist() for d in shrunk]
+
+
+def test_tiles_find_faces_too_small_for_the_working_size(photo, yunet) -> None:
+    canvas = np.full((1080, 1920, 3), 90, np.uint8)
+    small = cv2.resize(photo, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)  # ~24 px
+    canvas[500:500 + small.shape[0], 900:900 + small.shape[1]] = small
+    assert len(yunet.detect([canvas])[0]) <= 1  # 1920 -> 640: faces of ~8 px
+    found = detect_tiles(yunet, canvas, 0.8, overlap=80)
+    assert len(found) >= 5
+    assert all(d.box[0] >= 900 and d.box[2] <= 900 + small.shape[1] for d in found)
+
+
+def test_create_detector_names_files_and_mirror(tmp_path, mirror_dir, monkeypatch) -> None:
+    with pytest.raises(UsageError, match="not one of yunet, retinaface"):
+        create_detector("mtcnn")
+    with pytest.raises(WeightsError, match="not found"):
+        create_detector("yunet", model_path=tmp_path / "none.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="YuNet"):
+        create_detector("yunet", model_path=junk)
+    monkeypatch.setenv("VIDRESTORE_MIRROR", str(mirror_dir))
+    det = create_detector("yunet", FaceOptions(detect_size=320, score_threshold=0.8))
+    assert (det.name, det.detect_size, det.score_threshold) == ("yunet", 320, 0.8)
+    assert det.model_path.parent != mirror_dir  # a verified copy in the cache
+    assert set(available_detectors()) == {"yunet", "retinaface"}
+
+
+def test_retinaface_network_runs_and_loads_its_own_state_dict(tmp_path) -> None:
+    """No published RetinaFace weights exist here: the real network runs with random weights
+    (well-formed output only), and loading is checked with state dicts written here."""
+    import torch
+
+    det = RetinaFaceDetector(None, score_threshold=0.05, detect_size=128)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (64, 96, 3), np.uint8) for _ in range(2)]
+    images.append(rng.integers(0, 255, (80, 80, 3), np.uint8).astype(np.uint16) * 257)
+    found = det.detect(images)
+    assert len(found) == 3 and sum(len(f) for f in found) > 0
+    for dets in found:
+        for d in dets:
+            assert d.box.shape == (4,) and d.landmarks.shape == (5, 2) and 0.05 < d.score <= 1
+            assert np.isfinite(d.box).all() and np.isfinite(d.landmarks).all()
+    state = {"module." + k: torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in det.net.state_dict().items()}
+    torch.save(state, tmp_path / "retina.pth")
+    other = RetinaFaceDetector(tmp_path / "retina.pth")
+    key = "ClassHead.0.conv1x1.weight"
+    assert torch.equal(other.net.state_dict()[key], state["module." + key])
+    del state["module." + key]
+    state["module.extra"] = torch.zeros(1)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="missing 1 .*ClassHead.*unexpected 1"):
+        load_retinaface_weights(other.net, tmp_path / "bad.pth")
+
+
+# -- tracking -----------------------------------------------------------------------------------
+
+
+def test_ids_stay_stable_through_crossings_entries_and_exits(yunet, sprites) -> None:
+    s = sprites
+    actors = [
+        Actor(s[0], Motion((40, 150), velocity=(5.5, 0.2), amplitude=(3, 6), period=40,
+                           scale=0.45)),
+        Actor(s[1], Motion((440, 170), velocity=(-5.5, -0.3), amplitude=(3, 5), period=50,
+                           scale=0.45)),
+        Actor(s[2], Motion((240, 60), velocity=(0.6, 0.1), scale=0.4), first=12, last=45),
+        Actor(s[3], Motion((380, 270), velocity=(3.0, 0.0), scale=0.4)),  # walks out
+    ]
+    frames, truth = clip([Scene(70, actors, seed=5, pan=Motion((0, 0), amplitude=(6, 3)))])
+    result = run_stream(FaceStream(yunet, FaceOptions()), frames)
+    assert [ff.frame.index for ff in result] == list(range(70))
+    score = identity_score(ids_and_boxes(result), true_boxes(truth))
+    assert score.switches == 0
+    assert score.misses <= 0.08 * score.matches and score.false_positives <= 3
+    ids = {f.track_id for ff in result for f in ff.faces}
+    assert len(ids) == 4  # one ID per person, even the one hidden while crossing
+    for ff in result:
+        for f in ff.faces:
+            assert (f.score is None) == f.interpolated == (f.landmarks_raw is None)
+
+
+def test_a_cut_starts_new_tracks_unless_the_face_clearly_continues(yunet, sprites) -> None:
+    here = Motion((200, 160), velocity=(0.5, 0.2), scale=0.5)
+    there = Motion((360, 120), velocity=(-0.5, 0.2), scale=0.5)
+    frames, _ = clip([Scene(12, [Actor(sprites[0], here)], seed=1),
+                      Scene(12, [Actor(sprites[4], there)], seed=8)])
+    result = run_stream(FaceStream(yunet, FaceOptions()), frames)
+    assert [ff.frame.index for ff in result if ff.cut] == [12]
+    before = {f.track_id for ff in result[:12] for f in ff.faces}
+    after = {f.track_id for ff in result[12:] for f in ff.faces}
+    assert len(before) == len(after) == 1 and before.isdisjoint(after)
+    # same face, same place, new background: one track across the cut
+    later = Motion((200 + 12 * 0.5, 160 + 12 * 0.2), velocity=(0.5, 0.2), scale=0.5)
+    frames, _ = clip([Scene(12, [Actor(sprites[0], here)], seed=1),
+                      Scene(12, [Actor(sprites[0], later)], seed=8)])
+    result = run_stream(FaceStream(yunet, FaceOptions()), frames)
+    assert result[12].cut and {f.track_id for ff in result for f in ff.faces} == {1}
+
+
+def test_short_misses_are_bridged_with_the_same_id(yunet, sprites) -> None:
+    path = Motion((150, 150), velocity=(2.0, 0.5), amplitude=(10, 5), period=30, scale=0.5)
+    actors = [Actor(sprites[1], path, last=20), Actor(sprites[1], path, first=23)]
+    frames, truth = clip([Scene(36, actors, seed=2)])
+    result = run_stream(FaceStream(yunet, FaceOptions()), frames)
+    faces = [ff.faces for ff in result]
+    assert all(len(f) == 1 and f[0].track_id == 1 for f in faces)
+    bridged = [f[0].frame_index for f in faces if f[0].interpolated]
+    assert bridged == [20, 21, 22] and all(not truth[i] for i in bridged)
+    sprite = sprites[1]
+    hidden = np.array([transform_points(path.affine(i, sprite.centre), sprite.landmarks)
+                       for i in bridged])  # where the face would have been
+    seen = [i for i in range(36) if truth[i]]
+    bias = np.mean([faces[i][0].landmarks_raw - truth[i][0].landmarks for i in seen], axis=0)
+    estimate = np.array([faces[i][0].landmarks for i in bridged])
+    eye_distance = float(np.linalg.norm(hidden[0, 1] - hidden[0, 0]))
+    assert np.linalg.norm(estimate - hidden - bias, axis=2).max() < 0.2 * eye_distance
+
+
+def test_clip_without_faces_and_faces_below_min_face(yunet, sprites) -> None:
+    frames, _ = clip([Scene(8, seed=3)])
+    assert all(not ff.faces for ff in run_stream(FaceStream(yunet, FaceOptions()), frames))
+    frames, _ = clip([Scene(8, [Actor(sprites[0], Motion((200, 150), scale=0.4))], seed=3)])
+    assert all(ff.faces for ff in run_stream(FaceStream(yunet, FaceOptions()), frames))
+    tiny = FaceOptions(min_face=120)
+    assert all(not ff.faces for ff in run_stream(FaceStream(yunet, tiny), frames))
+
+
+def test_causal_mode_returns_every_frame_at_once(yunet, sprites) -> None:
+    path = Motion((100, 150), velocity=(4.0, 0.0), scale=0.45)
+    frames, truth = clip([Scene(20, [Actor(sprites[2], path)], seed=4)])
+    stream = FaceStream(yunet, FaceOptions(causal=True, batch=4))
+    assert stream.lookahead == 0
+    for frame in frames:
+        out = stream.push(frame)
+        assert [ff.frame.index for ff in out] == [frame.index]
+        expected = 0 if frame.index < FaceOptions().min_hits - 1 else 1
+        assert [f.track_id for f in out[0].faces] == [1] * expected
+    assert stream.flush() == []
+
+
+def test_offline_stream_holds_at_most_its_lookahead(yunet, sprites) -> None:
+    path = Motion((100, 150), velocity=(3.0, 0.5), scale=0.45)
+    frames, truth = clip([Scene(30, [Actor(sprites[3], path)], seed=4)])
+    stream = FaceStream(yunet, FaceOptions(lookahead=6, batch=3))
+    assert stream.lookahead == 8
+    returned = []
+    for k, frame in enumerate(frames, 1):
+        returned += stream.push(frame)
+        assert k - 8 <= len(returned) <= k
+    returned += stream.flush()
+    assert [ff.frame.index for ff in returned] == list(range(30))
+    est = np.array([ff.faces[0].landmarks for ff in returned])
+    raw = np.array([ff.faces[0].landmarks_raw for ff in returned])
+    true = np.array([t[0].landmarks for t in truth])
+    assert path_error(est, true) < path_error(raw, true)
+
+
+def test_small_faces_in_a_large_frame_are_scanned_then_followed(photo, yunet) -> None:
+    small = cv2.resize(photo, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(6):
+        canvas = np.full((1080, 1920, 3), 90, np.uint8)
+        x = 900 + 2 * i
+        canvas[500:500 + small.shape[0], x:x + small.shape[1]] = small
+        frames.append(Frame(i, i, Fraction(1, 25), canvas))
+    result = run_stream(FaceStream(yunet, FaceOptions(scan_every=100)), frames)
+    counts = [len(ff.faces) for ff in result]
+    assert min(counts) >= 5  # found by the first scan, then followed in crops between scans
+    ids = [{f.track_id for f in ff.faces} for ff in result]
+    assert all(i == ids[0] for i in ids)
+
+
+# -- track_video and the CLI ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def face_clip(tmp_path_factory, sprites) -> Path:
+    actors = [Actor(sprites[0], Motion((120, 130), velocity=(2, 0.5), scale=0.45)),
+              Actor(sprites[5], Motion((330, 140), velocity=(-1.5, 0.3), scale=0.45))]
+    frames, _ = clip([Scene(20, actors, seed=6)], size=(480, 272))
+    return write_clip(tmp_path_factory.mktemp("faces") / "two.mp4", [f.pixels for f in frames])
+
+
+def video_facts(path: Path) -> tuple[list[int], list[str]]:
+    with av.open(str(path)) as c:
+        pts = [f.pts for f in c.decode(video=0)]
+        kinds = [s.type for s in c.streams]
+    return pts, kinds
+
+
+def test_track_video_writes_a_preview_with_sound_and_a_report(face_clip, tmp_path,
+                                                              yunet) -> None:
+    preview, report = tmp_path / "preview.mp4", tmp_path / "tracks.json"
+    result = track_video(face_clip, preview, report, FaceOptions(), progress=False,
+                         detector=yunet)
+    assert result.ids == [1, 2] and all(len(t.frames) == 20 for t in result.tracks)
+    data = json.loads(report.read_text())
+    assert data["schema"] == 1 and data["video"]["width"] == 480
+    assert data["tracks"][0]["frames"][5]["time"] == pytest.approx(0.2)
+    src_pts, src_kinds = video_facts(face_clip)
+    out_pts, out_kinds = video_facts(preview)
+    assert out_pts == src_pts and sorted(out_kinds) == sorted(src_kinds) == ["audio", "video"]
+    with pytest.raises(OutputError, match="exists"):
+        track_video(face_clip, None, report, progress=False, detector=yunet)
+
+
+def test_track_video_on_a_clip_without_faces_leaves_frames_alone(tmp_path, yunet) -> None:
+    frames, _ = clip([Scene(10, seed=9)], size=(320, 240))
+    src = write_clip(tmp_path / "empty.mp4", [f.pixels for f in frames], audio=False)
+    result = track_video(src, tmp_path / "p.mp4", None, progress=False, detector=yunet)
+    assert result.tracks == ()
+    with av.open(str(src)) as a, av.open(str(tmp_path / "p.mp4")) as b:
+        for fa, fb in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            diff = fa.to_ndarray(format="rgb24").astype(float) - fb.to_ndarray(format="rgb24")
+            assert 10 * np.log10(255**2 / max(np.mean(diff**2), 1e-9)) > 38
+
+
+def test_track_on_a_real_clip_range(media_dir, tmp_path, yunet) -> None:
+    result = track_video(media_dir / "vr_face_4.mp4", None, tmp_path / "t.json",
+                         start=0, end=1.0, progress=False, detector=yunet)
+    assert result.ids == [1] and [f.frame for f in result.track(1).frames] == list(range(30))
+    assert result.video["width"] == 700 and not any(f.interpolated for f in result.track(1).frames)
+
+
+def test_cli_track_command(face_clip, tmp_path, mirror_dir, monkeypatch) -> None:
+    monkeypatch.setenv("VIDRESTORE_MIRROR", str(mirror_dir))
+    runner = CliRunner()
+    out, rep = tmp_path / "p.mp4", tmp_path / "t.json"
+    args = ["track", str(face_clip), "-o", str(out), "--report", str(rep), "--no-progress"]
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "2 face track(s)" in res.output and "#1: frames 0-19" in res.output
+    assert out.exists() and json.loads(rep.read_text())["schema"] == 1
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 4 and "exists" in again.output
+    assert runner.invoke(cli, [*args, "--overwrite", "--json"]).exit_code == 0
+    none = runner.invoke(cli, ["track", str(face_clip)])
+    assert none.exit_code == 2 and "nothing to write" in none.output
+    bad = runner.invoke(cli, ["track", str(face_clip), "--report", str(rep), "--smooth", "-1"])
+    assert bad.exit_code == 2

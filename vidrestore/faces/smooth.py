@@ -1,0 +1,280 @@
+"""Zero-lag landmark smoothing per track: a Kalman filter forward, an RTS pass backward.
+
+The five landmarks are split into what moves fast and what does not:
+
+* **pose** - the least-squares similarity from the (centred) template to the points: centroid,
+  and the rotation/scale pair ``(a, b)`` times the template radius, so all four values are frame
+  pixels. Modelled with constant velocity (white-noise acceleration); a head that pans, turns or
+  zooms is followed by this part.
+* **shape** - what is left once the pose is undone, in template pixels (expression, head yaw).
+  Modelled as a slow random walk, so detector noise in the relative positions of the points is
+  averaged over many frames.
+
+Measurement noise follows the detector's confidence and the face size (noise proportional to
+the face, plus a floor in pixels, so a small or uncertain face is trusted less); process noise
+follows the face size, so smoothing behaves alike for faces of any size, and it is raised while
+the face moves in a way the model does not expect (recent innovations adding up to more than
+noise: a shake, a sudden pan), so such motion is followed instead of averaged away.
+``strength`` divides the process noise: higher is steadier.
+
+Offline, each frame's estimate is the fixed-lag Rauch-Tung-Striebel smoothed value given every
+frame received so far (up to the stream's look-ahead): it uses what follows as much as what came
+before, so real motion is held without lag. Frames without a detection are predicted forward and
+then smoothed, which interpolates short gaps. In causal mode the forward (filtered) value is used.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from filterpy.kalman import predict as kf_predict
+from filterpy.kalman import rts_smoother
+from filterpy.kalman import update as kf_update
+
+from .align import TEMPLATE_512
+
+_CENTRED = TEMPLATE_512.astype(np.float64) - TEMPLATE_512.astype(np.float64).mean(axis=0)
+_RADIUS = float(np.sqrt((_CENTRED**2).sum(axis=1).mean()))  # template px
+
+
+@dataclass(frozen=True)
+class SmootherTuning:
+    """Noise model of the landmark smoother (measured on YuNet; see benchmarks/bench_faces.py).
+
+    Standard deviations are relative to the face radius (RMS distance of the landmarks from
+    their centroid, in frame pixels) unless stated otherwise.
+    """
+
+    noise_rel: float = 0.065
+    """Landmark noise of a confident detection, per point and axis (YuNet on a dithered grid:
+    0.06-0.09 of the radius on 30-45 pixel radii, measured against known paths)."""
+    noise_px: float = 0.5
+    """Landmark noise floor in frame pixels (quantisation, resampling)."""
+    score_ref: float = 0.9
+    """Detector score at which ``noise_rel`` applies; lower scores raise the noise."""
+    score_power: float = 2.0
+    """Noise grows as ``(score_ref / score) ** score_power``."""
+    accel_rel: float = 0.006
+    """Pose acceleration per frame^2 (standard deviation) at strength 1."""
+    maneuver_frames: int = 4
+    """Innovations summed to tell real motion the model does not expect from noise."""
+    maneuver_z: float = 2.0
+    """Summed innovation (in standard deviations) above which motion noise is raised."""
+    maneuver_rel: float = 0.03
+    """Mean innovation (relative to the face radius) that motion noise is raised to absorb."""
+    maneuver_max: float = 400.0
+    """Largest factor on the acceleration variance while the face moves unexpectedly."""
+    shape_rel: float = 0.002
+    """Shape drift per frame (standard deviation, relative to the template radius) at strength 1."""
+    init_velocity_rel: float = 0.05
+    """Prior uncertainty of a new track's velocity, per frame."""
+
+
+def pose_and_shape(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Split landmarks into pose (4 values, frame px), shape (10 values, template px) and scale.
+
+    ``scale`` is frame pixels per template pixel. :func:`compose` inverts this.
+    """
+    pts = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    centre = pts.mean(axis=0)
+    d = pts - centre
+    norm = float((_CENTRED**2).sum())
+    a = float((_CENTRED * d).sum()) / norm
+    b = float((_CENTRED[:, 0] * d[:, 1] - _CENTRED[:, 1] * d[:, 0]).sum()) / norm
+    scale2 = a * a + b * b
+    if scale2 <= 1e-12:
+        raise ValueError("degenerate landmarks: all five points coincide")
+    inverse = np.array([[a, b], [-b, a]]) / scale2
+    shape = d @ inverse.T - _CENTRED
+    pose = np.array([centre[0], centre[1], a * _RADIUS, b * _RADIUS])
+    return pose, shape.reshape(10), float(np.sqrt(scale2))
+
+
+def compose(pose: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Landmarks (5, 2) from a pose and a shape (the inverse of :func:`pose_and_shape`)."""
+    cx, cy, ar, br = (float(v) for v in np.asarray(pose).reshape(-1)[:4])
+    a, b = ar / _RADIUS, br / _RADIUS
+    m = np.array([[a, -b], [b, a]])
+    pts = (_CENTRED + np.asarray(shape, dtype=np.float64).reshape(5, 2)) @ m.T + (cx, cy)
+    return pts.astype(np.float32)
+
+
+class LandmarkSmoother:
+    """Smoothed landmarks of one track, frame by frame.
+
+    Call :meth:`step` once per frame from the track's first detection on, with the detection's
+    landmarks and score (``None`` where the face was missed).
+    :meth:`smoothed` and :meth:`filtered` give the estimate for any stored frame;
+    :meth:`forget_before` drops what is no longer needed, so memory stays bounded by the
+    look-ahead. The pose state is the four pose values and their velocities.
+    """
+
+    def __init__(
+        self, first_frame: int, strength: float = 1.0, tuning: SmootherTuning | None = None
+    ) -> None:
+        if strength < 0:
+            raise ValueError(f"smoothing strength must be >= 0, got {strength}")
+        self.strength = float(strength)
+        self.tuning = tuning or SmootherTuning()
+        self.first = int(first_frame)
+        self._next = int(first_frame)
+        self._x: np.ndarray | None = None  # pose state (8, 1): values, then velocities
+        self._p: np.ndarray | None = None
+        self._s: np.ndarray | None = None  # shape state (10, 1)
+        self._sp: np.ndarray | None = None
+        # Per stored frame: filtered state, covariance and the noise of the next transition.
+        # Every pose value (and every shape value) has the same model and noise, so covariances
+        # are Kronecker products kron(C, I) and only the small factor C matters. Both parts are
+        # stored together as a (3, 10) state [pose values; pose velocities; shape] (pose rows
+        # padded with zeros) with a block-diagonal 3x3 covariance, so one RTS pass on that
+        # reduced form smooths both exactly (the blocks never mix).
+        self._xs: list[np.ndarray] = []
+        self._ps: list[np.ndarray] = []
+        self._qs: list[np.ndarray] = []
+        self._raw: list[np.ndarray | None] = []
+        self._innovations: deque[tuple[np.ndarray, float]] = deque(
+            maxlen=self.tuning.maneuver_frames
+        )
+
+    @property
+    def last_frame(self) -> int:
+        """The newest frame stepped (``first_frame - 1`` before any step)."""
+        return self._next - 1
+
+    def step(self, landmarks: np.ndarray | None, score: float | None = None) -> None:
+        """Add the next frame: a detection's landmarks and score, or ``None`` if missed."""
+        if self._x is None:
+            if landmarks is None:
+                raise ValueError("a track's first frame needs a detection")
+            self._start(landmarks, score)
+        else:
+            self._advance(landmarks, score)
+        assert self._x is not None and self._p is not None
+        assert self._s is not None and self._sp is not None
+        self._raw.append(None if landmarks is None else np.asarray(landmarks, np.float32))
+        x = np.zeros((3, 10))
+        x[:2, :4] = self._x.reshape(2, 4)
+        x[2] = self._s[:, 0]
+        p = np.zeros((3, 3))
+        p[:2, :2] = self._p[np.ix_((0, 4), (0, 4))]
+        p[2, 2] = self._sp[0, 0]
+        self._xs.append(x)
+        self._ps.append(p)
+        # transition noise to the next frame depends on the current size estimate
+        self._qs.append(self._transition_q())
+        self._next += 1
+
+    def filtered(self, frame: int) -> np.ndarray:
+        """Forward (causal) estimate at ``frame``: uses nothing after it."""
+        i = self._index(frame)
+        if self.strength == 0 and self._raw[i] is not None:
+            return self._raw[i]
+        return compose(self._xs[i][0, :4], self._xs[i][2])
+
+    def smoothed(self, frame: int) -> np.ndarray:
+        """Estimate at ``frame`` using every stored frame after it as well (fixed-lag RTS)."""
+        i = self._index(frame)
+        if self.strength == 0 and self._raw[i] is not None:
+            return self._raw[i]
+        if i == len(self._xs) - 1:
+            return self.filtered(frame)
+        fs = np.broadcast_to(_F3, (len(self._xs) - i, 3, 3))
+        x, _, _, _ = rts_smoother(
+            np.stack(self._xs[i:]), np.stack(self._ps[i:]), fs, np.stack(self._qs[i:])
+        )
+        return compose(x[0, 0, :4], x[0, 2])
+
+    def predicted(self, frames_ahead: int = 1) -> np.ndarray:
+        """Landmarks expected ``frames_ahead`` after the newest frame (motion model only)."""
+        x = self._xs[-1]
+        return compose(x[0, :4] + frames_ahead * x[1, :4], x[2])
+
+    def forget_before(self, frame: int) -> None:
+        """Drop stored frames older than ``frame`` (the newest one is always kept)."""
+        n = min(max(0, frame - self.first), len(self._xs) - 1)
+        if n:
+            for store in (self._xs, self._ps, self._qs, self._raw):
+                del store[:n]
+            self.first += n
+
+    # -- model ---------------------------------------------------------------------------------
+
+    def _noise(self, scale: float, score: float | None) -> float:
+        """Per-point, per-axis landmark noise (frame px) for a face of ``scale``."""
+        t = self.tuning
+        sigma = t.noise_rel * scale * _RADIUS + t.noise_px
+        if score is not None:
+            sigma *= (t.score_ref / max(score, 0.05)) ** t.score_power
+        return sigma
+
+    def _transition_q(self) -> np.ndarray:
+        """Reduced (3x3, block-diagonal) process noise for the next transition.
+
+        Pose: white-noise acceleration following the face size, raised while the recent
+        innovations add up to more than noise would (``maneuver_z`` standard deviations of their
+        sum): the face moves in a way constant velocity does not expect (a shake, a sudden pan),
+        and the smoother must follow it rather than average it away. Shape: a slow random walk.
+        """
+        assert self._x is not None
+        t = self.tuning
+        radius = float(np.hypot(self._x[2, 0], self._x[3, 0]))
+        accel = t.accel_rel * radius / max(self.strength, 1e-6)
+        boost = 1.0
+        k = len(self._innovations)
+        if k == self._innovations.maxlen:
+            total = sum(y for y, _ in self._innovations)
+            spread = np.sqrt(sum(v for _, v in self._innovations))
+            size = float(np.sqrt(np.mean(total**2)))
+            if size / spread > t.maneuver_z:  # more than noise: the model falls behind
+                boost = float(np.clip((size / k / (t.maneuver_rel * radius)) ** 2, 1.0,
+                                      t.maneuver_max))
+        q = np.zeros((3, 3))
+        q[:2, :2] = _WHITE_ACCEL * (boost * accel**2)
+        q[2, 2] = (t.shape_rel * _RADIUS / max(self.strength, 1e-6)) ** 2
+        return q
+
+    def _start(self, landmarks: np.ndarray, score: float | None) -> None:
+        pose, shape, scale = pose_and_shape(landmarks)
+        sigma = self._noise(scale, score)
+        velocity = self.tuning.init_velocity_rel * scale * _RADIUS
+        self._x = np.concatenate([pose, np.zeros(4)])[:, None]
+        self._p = np.kron(np.diag([sigma**2 / 5, velocity**2]), _I4)
+        self._s = shape[:, None].copy()
+        self._sp = _I10 * (sigma / scale) ** 2
+
+    def _advance(self, landmarks: np.ndarray | None, score: float | None) -> None:
+        assert self._x is not None and self._s is not None
+        q = self._qs[-1]
+        self._x, self._p = kf_predict(self._x, self._p, _POSE_F, np.kron(q[:2, :2], _I4))
+        self._s, self._sp = kf_predict(self._s, self._sp, _I10, q[2, 2] * _I10)
+        if landmarks is None:
+            return
+        pose, shape, scale = pose_and_shape(landmarks)
+        sigma = self._noise(scale, score)
+        # centroid and (a, b) * radius of a least-squares fit carry 1/5 of a point's variance
+        r = sigma**2 / 5
+        # innovation and its variance (the same for all four values), for maneuver detection
+        self._innovations.append((pose - self._x[:4, 0], float(self._p[0, 0]) + r))
+        self._x, self._p = kf_update(self._x, self._p, pose[:, None], _I4 * r, _POSE_H)
+        self._s, self._sp = kf_update(
+            self._s, self._sp, shape[:, None], _I10 * (sigma / scale) ** 2, _I10
+        )
+
+    def _index(self, frame: int) -> int:
+        i = frame - self.first
+        if not 0 <= i < len(self._xs):
+            raise IndexError(f"frame {frame} is not stored (have {self.first}..{self.last_frame})")
+        return i
+
+
+_I4 = np.eye(4)
+_I10 = np.eye(10)
+_F2 = np.array([[1.0, 1.0], [0.0, 1.0]])  # one value and its velocity
+_F3 = np.eye(3)  # the stored reduced form: [value, velocity] block and shape
+_F3[:2, :2] = _F2
+# discrete white-noise acceleration over one frame (filterpy's Q_discrete_white_noise(2, 1, 1))
+_WHITE_ACCEL = np.array([[0.25, 0.5], [0.5, 1.0]])
+_POSE_F = np.kron(_F2, _I4)
+_POSE_H = np.hstack([_I4, np.zeros((4, 4))])

@@ -1,0 +1,137 @@
+"""Streaming composition of the face stage: detect, cut, track, smooth; frames out in order.
+
+``FaceStream`` takes frames one at a time and hands back frames whose faces are final. Offline
+it holds each frame back by :attr:`FaceStream.lookahead` frames so landmarks are smoothed with
+what follows and short gaps are bridged; in causal mode every frame comes back from the
+``push`` that brought it. Memory is bounded by the look-ahead, never by the video's length.
+Gaps up to ``max_gap`` frames are interpolated when the look-ahead is at least that long.
+
+Small faces: every frame is searched at the detector's working size. When that size cannot see
+faces down to ``min_face`` (a frame much larger than ``detect_size``), the whole frame is also
+searched in tiles at a finer scale on the first frame, after each cut and every ``scan_every``
+frames, and each face that is small at the working size is searched every frame in a small
+crop around its predicted place at full resolution. A small face that appears between scans
+is picked up at the next one.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from ..io.frame import Frame
+from .cuts import CutDetector
+from .detect import (
+    MIN_DETECT_PX,
+    FaceDetector,
+    detect_regions,
+    detect_tiles,
+    dither_shift,
+    nms,
+    working_scale,
+)
+from .options import FaceOptions
+from .records import Detection, FrameFaces
+from .smooth import SmootherTuning
+from .track import Tracker
+
+
+class FaceStream:
+    """Faces of a video, frame by frame, with stable track IDs and smoothed landmarks.
+
+    State (tracks, smoothers, the previous frame for cut detection) persists across calls;
+    use one stream per video.
+    """
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        options: FaceOptions | None = None,
+        tuning: SmootherTuning | None = None,
+    ) -> None:
+        self.detector = detector
+        self.options = options or FaceOptions()
+        self._tracker = Tracker(self.options, tuning)
+        self._cuts = CutDetector(self.options.cut_threshold)
+        self._batch = 1 if self.options.causal else self.options.batch
+        self._hold = 0 if self.options.causal else self.options.lookahead
+        self._pending: list[Frame] = []
+        self._ready: deque[tuple[int, Frame, bool]] = deque()
+        self._count = 0
+        self._last_scan: int | None = None
+        self._last_index: int | None = None
+
+    @property
+    def lookahead(self) -> int:
+        """Most frames a pushed frame can be held back before ``push`` returns it."""
+        return self._hold + self._batch - 1
+
+    def push(self, frame: Frame) -> list[FrameFaces]:
+        """Add the next frame; returns the frames (in order) whose faces are now final."""
+        if self._last_index is not None and frame.index <= self._last_index:
+            raise ValueError(
+                f"frames must arrive in order: frame {frame.index} after {self._last_index}"
+            )
+        self._last_index = frame.index
+        self._pending.append(frame)
+        if len(self._pending) >= self._batch:
+            self._process()
+        return self._emit(self._hold)
+
+    def flush(self) -> list[FrameFaces]:
+        """End of the video: process and return everything still held."""
+        if self._pending:
+            self._process()
+        self._tracker.finish()
+        return self._emit(0)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        frames, self._pending = self._pending, []
+        first = self._count
+        shifts = None
+        if self.options.dither:
+            shifts = [dither_shift(first + k) for k in range(len(frames))]
+        coarse = self.detector.detect([f.pixels for f in frames], shifts=shifts)
+        for k, (frame, found) in enumerate(zip(frames, coarse, strict=True)):
+            n = first + k
+            cut = self._cuts.update(frame.pixels)
+            found = found + self._small_faces(n, frame.pixels, cut)
+            kept = [d for d in nms(found, self.detector.nms_threshold)
+                    if d.width >= self.options.min_face]
+            self._tracker.update(n, kept, frame.pixels, cut)
+            self._ready.append((n, frame, cut))
+        self._count += len(frames)
+
+    def _small_faces(self, n: int, pixels: np.ndarray, cut: bool) -> list[Detection]:
+        """Detections of faces too small for the working size (tiled scans, tracked crops)."""
+        h, w = pixels.shape[:2]
+        scale = working_scale(w, h, self.detector.detect_size)
+        if scale >= 1.0 or self.options.min_face * scale >= MIN_DETECT_PX:
+            return []
+        found: list[Detection] = []
+        every = self.options.scan_every
+        due = self._last_scan is None or cut or (every > 0 and n - self._last_scan >= every)
+        if every > 0 and due:
+            fine = min(1.0, MIN_DETECT_PX / self.options.min_face)
+            # a face the working size misses is below MIN_DETECT_PX / scale frame pixels
+            overlap = int(np.ceil(1.5 * MIN_DETECT_PX / scale * fine))
+            found += detect_tiles(self.detector, pixels, fine, overlap)
+            self._last_scan = n
+        small = [b for b in self._tracker.predicted_boxes()
+                 if (b[2] - b[0]) * scale < 2 * MIN_DETECT_PX]
+        for dets in detect_regions(self.detector, pixels, small):
+            found += dets
+        return found
+
+    def _emit(self, hold: int) -> list[FrameFaces]:
+        out = []
+        final = not self.options.causal
+        while len(self._ready) > hold:
+            n, frame, cut = self._ready.popleft()
+            faces = self._tracker.faces(n, frame.index, final=final)
+            out.append(FrameFaces(frame, faces, cut))
+            self._tracker.forget_before(n + 1)
+        return out

@@ -1,0 +1,110 @@
+"""``track_video``: find, follow and steady the faces of a video, without restoring them.
+
+Reader → :class:`~vidrestore.faces.FaceStream` (detector, cuts, tracker, smoother) → a preview
+video with every track drawn (same sound and timing as the source) and the ``tracks.json``
+report. The track IDs it reports are the ones ``restore --faces`` selects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .concurrency import BackgroundSink, prefetch
+from .errors import OutputError
+from .faces import FaceDetector, FaceOptions, FaceStream, FrameFaces, create_detector
+from .faces.draw import draw_faces
+from .faces.report import ReportCollector, TrackReport
+from .io import VideoReader, VideoWriter, WriterOptions
+from .io.frame import Frame
+
+ProgressCallback = Callable[[int, "int | None"], None]
+
+
+def track_video(
+    src: str | os.PathLike[str],
+    preview: str | os.PathLike[str] | None = None,
+    report: str | os.PathLike[str] | None = None,
+    options: FaceOptions | None = None,
+    start: str | float | None = None,
+    end: str | float | None = None,
+    progress: bool = True,
+    *,
+    overwrite: bool = False,
+    writer: WriterOptions | None = None,
+    detector: FaceDetector | None = None,
+    device: str = "auto",
+    progress_callback: ProgressCallback | None = None,
+) -> TrackReport:
+    """Track the faces of ``src``; optionally write a preview video and a ``tracks.json``.
+
+    Args:
+        src: input video file or image sequence.
+        preview: where to write the video with boxes, IDs and landmarks drawn (audio and
+            timing copied from ``src``); ``None`` for none.
+        report: where to write the tracks report (schema in :mod:`vidrestore.faces.report`).
+        options: detection, tracking and smoothing options (default ``FaceOptions()``).
+        start, end: track only this range (seconds or timecode).
+        progress: show a progress bar (ignored when ``progress_callback`` is given).
+        overwrite: replace existing ``preview``/``report`` files.
+        writer: encoding options of the preview (its ``overwrite`` is set from ``overwrite``).
+        detector: an already built detector (else made from ``options.detector``).
+        device: where RetinaFace runs (``auto``: a GPU when there is one).
+        progress_callback: called as ``(frames_done, frames_total_or_None)``.
+
+    Returns:
+        The :class:`~vidrestore.faces.report.TrackReport` (also written to ``report``).
+
+    Raises:
+        SourceError: ``src`` cannot be read. OutputError: an output exists (without
+        ``overwrite``) or cannot be written. WeightsError: the detector's model is missing.
+    """
+    from tqdm import tqdm
+
+    options = options or FaceOptions()
+    report_path = Path(report) if report is not None else None
+    if report_path is not None and report_path.exists() and not overwrite:
+        raise OutputError(f"{report_path}: exists; use --overwrite to replace it")
+    detector = detector or create_detector(options.detector, options, device=device)
+    stream = FaceStream(detector, options)
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(VideoReader(src, start=start, end=end))
+        collector = ReportCollector.for_video(reader.info)
+        write: Callable[[Frame], None] | None = None
+        if preview is not None:
+            opts = writer or WriterOptions()
+            opts = dataclasses.replace(opts, overwrite=overwrite or opts.overwrite)
+            out = stack.enter_context(
+                VideoWriter(preview, source=reader.info, options=opts, start=start, end=end)
+            )
+            sink: BackgroundSink[Frame] = stack.enter_context(
+                BackgroundSink(out.write, size=4, name="preview-writer")
+            )
+            write = sink.put
+        bar = stack.enter_context(tqdm(
+            total=reader.info.frame_count, unit="frame", desc="track", dynamic_ncols=True,
+            disable=not progress or progress_callback is not None,
+        ))
+        done = 0
+
+        def take(ready: list[FrameFaces]) -> None:
+            nonlocal done
+            for ff in ready:
+                collector.add(ff)
+                if write is not None:
+                    write(ff.frame.with_pixels(draw_faces(ff.frame.pixels, ff.faces)))
+                done += 1
+                bar.update(1)
+                if progress_callback is not None:
+                    progress_callback(done, reader.info.frame_count)
+
+        for frame in prefetch(reader, 4, "reader"):
+            take(stream.push(frame))
+        take(stream.flush())
+    result = collector.report()
+    if report_path is not None:
+        result.write(report_path, overwrite=True)
+    return result
