@@ -1,0 +1,261 @@
+"""Read a CodeFormer checkpoint into a ready-to-run network.
+
+Steps, each in one place: read the file safely (``torch.load(weights_only=True)`` or
+safetensors), unwrap it to a bare state dict (:func:`canonicalize`), read the hyperparameters
+from tensor shapes (:func:`infer_config`), check every name and shape with a grouped message
+(:func:`check_state_dict`), then load strictly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import CheckpointError, UsageError, WeightsError
+from . import precision
+from .codeformer import (
+    FIDELITY_RANGE,
+    INPUT_SIZE,
+    CodeFormer,
+    CodeFormerConfig,
+    variant_name,
+)
+
+#: Wrapper keys under which training code stores the weights, in order of preference
+#: (``params_ema`` holds the averaged weights the published inference uses).
+WRAPPER_KEYS = ("params_ema", "params", "state_dict")
+TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+SAFETENSORS_SUFFIX = ".safetensors"
+_SHOWN = 3  # names listed per group in error messages
+
+
+@dataclass(frozen=True)
+class RestorerDescriptor:
+    """A loaded network plus the facts a caller needs to feed it."""
+
+    model: CodeFormer
+    config: CodeFormerConfig
+    #: Name of the matching variant (``codeformer``, ``codeformer_tiny``) or None.
+    variant: str | None
+    path: Path | None
+    dtype: torch.dtype
+    device: torch.device
+    supported_dtypes: tuple[torch.dtype, ...]
+    #: Faces go in as RGB ``[B, 3, size, size]`` with values in ``input_range``.
+    input_size: int = INPUT_SIZE
+    input_channels: int = 3
+    input_range: tuple[float, float] = (-1.0, 1.0)
+    fidelity_range: tuple[float, float] = FIDELITY_RANGE
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Load ``path`` without executing code and return its canonical state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: checkpoint file not found")
+    suffix = path.suffix.lower()
+    if suffix == SAFETENSORS_SUFFIX:
+        if importlib.util.find_spec("safetensors") is None:
+            raise WeightsError(f"{path}: reading .safetensors needs the 'safetensors' package")
+        from safetensors.torch import load_file
+
+        try:
+            return canonicalize(load_file(str(path), device="cpu"), str(path))
+        except Exception as exc:  # the library raises its own error types
+            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if suffix not in TORCH_SUFFIXES:
+        allowed = ", ".join((*TORCH_SUFFIXES, SAFETENSORS_SUFFIX))
+        raise CheckpointError(f"{path}: unknown checkpoint extension {suffix!r}; use {allowed}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise CheckpointError(
+                f"{path}: refused by the weights-only loader: it holds the Python object "
+                f"{found.group(1)}, not only tensors"
+            ) from exc
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (not a torch.save "
+                              "file, or a pickle the weights-only loader cannot read)") from exc
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).split(". ")[0].strip()
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first})") from exc
+    return canonicalize(obj, str(path))
+
+
+def canonicalize(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]:
+    """Unwrap ``params_ema`` / ``params`` / ``state_dict`` and a common ``module.`` prefix."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(
+            f"{source}: holds a {type(obj).__name__}, expected a mapping of names to tensors"
+        )
+    for key in WRAPPER_KEYS:
+        if isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    sd = dict(obj)
+    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
+        sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    not_tensors = [str(k) for k, v in sd.items() if not isinstance(v, Tensor)]
+    if not_tensors:
+        raise CheckpointError(
+            f"{source}: {len(not_tensors)} entries are not tensors ({_names(not_tensors)}); "
+            f"expected a state dict, optionally under {' / '.join(WRAPPER_KEYS)}"
+        )
+    return sd
+
+
+def infer_config(sd: Mapping[str, Tensor], *, heads: int = 8) -> CodeFormerConfig:
+    """Read a :class:`CodeFormerConfig` from the tensor shapes of a state dict.
+
+    ``heads`` cannot be read from shapes (the packed projections have the same size for any
+    head count), so it is given: 8 in the published network and both named variants. The
+    GroupNorm group count is likewise fixed by convention (32, see ``blocks.GroupNorm``).
+    Raises ``KeyError`` or ``UsageError`` when the layout is not CodeFormer's.
+    """
+    enc = _block_kinds(sd, "encoder.blocks.")
+    body = enc[1:-5]  # drop conv_in and the tail: res, attn, res, norm, conv_out
+    levels: list[list[tuple[str, int]]] = [[]]
+    for kind, idx in body:
+        if kind == "down":
+            levels.append([])
+        else:
+            levels[-1].append((kind, idx))
+    widths, per_level, attn = [], set(), []
+    for level, blocks in enumerate(levels):
+        res = [i for kind, i in blocks if kind == "res"]
+        per_level.add(len(res))
+        widths.append(int(sd[f"encoder.blocks.{res[-1]}.conv2.weight"].shape[0]))
+        if any(kind == "attn" for kind, _ in blocks):
+            attn.append(INPUT_SIZE >> level)
+    if len(per_level) != 1:
+        raise UsageError(f"encoder levels have different ResBlock counts {sorted(per_level)}")
+    codebook_size, codebook_dim = sd["quantize.embedding.weight"].shape
+    layer_ids = {int(m.group(1)) for k in sd if (m := re.match(r"ft_layers\.(\d+)\.", k))}
+    connect = {int(m.group(1)) for k in sd if (m := re.match(r"fuse_convs_dict\.(\d+)\.", k))}
+    return CodeFormerConfig(
+        widths=tuple(widths),
+        blocks_per_level=per_level.pop(),
+        attn_resolutions=tuple(attn),
+        codebook_size=int(codebook_size),
+        codebook_dim=int(codebook_dim),
+        embed_dim=int(sd["feat_emb.weight"].shape[0]),
+        heads=heads,
+        layers=len(layer_ids),
+        mlp_dim=int(sd["ft_layers.0.linear1.weight"].shape[0]),
+        connect=tuple(connect),
+    )
+
+
+def _block_kinds(sd: Mapping[str, Tensor], prefix: str) -> list[tuple[str, int]]:
+    """(kind, index) for each numbered block under ``prefix``: res, attn, down or plain."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    ids = sorted({int(m.group(1)) for k in sd if (m := pattern.match(k))})
+    kinds = []
+    for i in ids:
+        p = f"{prefix}{i}."
+        kind = ("res" if p + "conv1.weight" in sd else "attn" if p + "q.weight" in sd
+                else "down" if p + "conv.weight" in sd else "plain")
+        kinds.append((kind, i))
+    return kinds
+
+
+def check_state_dict(model: CodeFormer, sd: Mapping[str, Tensor], source: str) -> None:
+    """Raise :class:`CheckpointError` naming missing, unexpected and wrong-shape entries."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [
+        f"{k} {list(sd[k].shape)} (expected {list(shape)})"
+        for k, shape in expected.items()
+        if k in sd and tuple(sd[k].shape) != shape
+    ]
+    not_float = [k for k in expected if k in sd and not sd[k].is_floating_point()]
+    groups = [
+        (missing, "missing"), (unexpected, "unexpected"), (wrong, "wrong shape"),
+        (not_float, "not floating point"),
+    ]
+    parts = [f"{len(names)} {label} ({_names(names)})" for names, label in groups if names]
+    if parts:
+        variant = variant_name(model.config) or "custom configuration"
+        raise CheckpointError(
+            f"{source}: does not fit CodeFormer ({variant}): {'; '.join(parts)}"
+        )
+
+
+def build_from_state_dict(
+    sd: Mapping[str, Tensor], *, source: str = "state dict", heads: int = 8
+) -> CodeFormer:
+    """A float32-or-as-stored CPU :class:`CodeFormer` holding ``sd`` (strict, eval mode)."""
+    try:
+        config = infer_config(sd, heads=heads)
+    except (KeyError, IndexError, ValueError, TypeError):
+        config = CodeFormerConfig(heads=heads)  # not CodeFormer's layout: report against this
+    with torch.device("meta"):
+        model = CodeFormer.from_config(config)
+    check_state_dict(model, sd, source)
+    model.load_state_dict(sd, strict=True, assign=True)
+    return model.eval().requires_grad_(False)
+
+
+def load_codeformer_checkpoint(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = torch.float32,
+    channels_last: bool | None = None,
+    heads: int = 8,
+) -> CodeFormer:
+    """Load a CodeFormer checkpoint (published, tiny or another width) ready for inference.
+
+    Returns the module in eval mode with gradients off, on ``device``, in ``dtype`` (the
+    precision policy keeps the code head and codebook in float32; ``channels_last`` as in
+    :func:`precision.convert`: default NHWC for half precision only). Raises
+    :class:`WeightsError` for a missing file and :class:`CheckpointError` for content that
+    does not fit.
+    """
+    return load_restorer(
+        path, device=device, dtype=dtype, channels_last=channels_last, heads=heads
+    ).model
+
+
+def load_restorer(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = torch.float32,
+    channels_last: bool | None = None,
+    heads: int = 8,
+) -> RestorerDescriptor:
+    """Like :func:`load_codeformer_checkpoint`, returning a :class:`RestorerDescriptor`."""
+    dt = precision.parse_dtype(dtype)
+    dev = torch.device(device)
+    model = build_from_state_dict(read_state_dict(path), source=str(path), heads=heads)
+    precision.convert(model.to(dev), dt, channels_last=channels_last)
+    return RestorerDescriptor(
+        model=model, config=model.config, variant=variant_name(model.config),
+        path=Path(path), dtype=dt, device=dev, supported_dtypes=precision.supported_dtypes(dev),
+    )
+
+
+def save_codeformer_checkpoint(model: CodeFormer, path: str | Path) -> Path:
+    """Write ``model``'s float32 weights under ``params_ema``, as the published file does."""
+    path = Path(path)
+    sd = {
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
+    }
+    torch.save({"params_ema": sd}, path)
+    return path
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return shown + (f", ... {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
