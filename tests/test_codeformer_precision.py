@@ -1,9 +1,12 @@
-"""Half precision: the float32 islands, and bfloat16 accuracy against the float32 goldens.
+"""Half precision: the float32 islands, and accuracy against float32.
 
-Stated tolerances for bfloat16 on CPU with synthetic published-size weights (measured values
-in brackets): at least 90 % of the 256 code choices equal the float32 golden [95.3 %];
-``lq_feat`` within 0.3 [0.16]; logits within 0.2 [0.084]. The decoder alone, fed the golden
-codes, gives ``out`` within 0.1 max [0.054] and 0.01 mean [0.0064] absolute error.
+Stated tolerances. Tiny variant, one face, bfloat16 and float16 on CPU: at least 85 % of code
+choices equal float32's; the decoder fed float32's codes within 0.25 max and 0.01 mean
+absolute error of the float32 output. Published size, bfloat16, synthetic weights, against the
+float32 goldens (measured values in brackets): at least 90 % equal codes [95.3 %, 244/256];
+``lq_feat`` within 0.3 [0.16]; logits within 0.2 [0.084]; the decoder fed the golden codes
+within 0.1 max [0.054] and 0.01 mean [0.0064]. That test needs native bfloat16 kernels to run
+in reasonable time (float16 measured by the same script: 255/256 codes, decoder 0.0054 max).
 """
 
 from __future__ import annotations
