@@ -166,12 +166,18 @@ class YuNetDetector(FaceDetector):
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise WeightsError(f"{self.model_path}: YuNet model file not found")
+        log_api = cv2.utils.logging
+        level = log_api.getLogLevel()
+        # OpenCV's DNN engine warns about unsupported targets on every load: not for our users.
+        log_api.setLogLevel(log_api.LOG_LEVEL_ERROR)
         try:
             self._net = cv2.FaceDetectorYN.create(
                 str(self.model_path), "", (320, 320), self.score_threshold, self.nms_threshold, 5000
             )
         except cv2.error as exc:
             raise CheckpointError(f"{self.model_path}: not a YuNet ONNX model ({exc.msg})") from exc
+        finally:
+            log_api.setLogLevel(level)
         self._size = (320, 320)
 
     def _detect_prepared(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
