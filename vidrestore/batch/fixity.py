@@ -170,18 +170,23 @@ def sequence_framemd5(files: Iterable[Path]) -> FrameListing:
                         Fraction(1, 1), tuple(sums))
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary beside ``path``, flush it to disk, rename it into place."""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary beside ``path``, flush it to disk, rename it into place."""
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """:func:`write_bytes_atomic` for UTF-8 text."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 @dataclass(frozen=True)

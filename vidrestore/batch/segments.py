@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import pickle
 import shutil
 import time
@@ -37,7 +36,14 @@ from ..io import VideoReader, VideoWriter, WriterOptions, probe
 from ..io.frame import Frame
 from ..io.probe import VideoInfo
 from ..restore.options import RestoreOptions
-from .fixity import FrameSum, sequence_files, sha256_file, sha256_tree, write_text_atomic
+from .fixity import (
+    FrameSum,
+    sequence_files,
+    sha256_file,
+    sha256_tree,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from .interlace import (
     FILTERS,
     Weaver,
@@ -288,7 +294,7 @@ class SegmentWorker:
                 blob = pickle.dumps({"restorer": restorer.get_state(), "weave": sink.pending},
                                     protocol=pickle.HIGHEST_PROTOCOL)
                 state_path = _state_path(seg)
-                _write_bytes_atomic(state_path, blob)
+                write_bytes_atomic(state_path, blob)
                 state_hash = hashlib.sha256(blob).hexdigest()
             path, digest = sink.close(restorer.faces_restored)
             stack.pop_all()
@@ -443,14 +449,3 @@ def load_state(rec: SegmentRecord) -> dict[str, Any]:
     return state
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc

@@ -102,7 +102,7 @@ def restore_video(
                                                    start=start, end=end))
         if restorer is None:
             restorer = Restorer(options, faces, keep_tracks=report is not None)
-        total = reader.expected_frames if hasattr(reader, "expected_frames") else info.frame_count
+        total = reader.expected_frames
         bar = stack.enter_context(tqdm(total=total, unit="frame", desc="restore",
                                        disable=not progress or progress_callback is not None,
                                        dynamic_ncols=True))
