@@ -2,14 +2,17 @@
 
 Subcommands are imported only when used, so ``--help``/``--version`` stay fast. Library errors
 become one line on stderr and the error's exit code; ``-v`` adds logs, ``-vv`` also tracebacks.
+Ctrl-C cleans up, says so on one line, and ends the process by SIGINT (status 130 in a shell).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from importlib import import_module
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -48,7 +51,11 @@ class LazyGroup(click.Group):
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("vidrestore: interrupted", err=True)
-            ctx.exit(130)
+            raise _Interrupted from None
+
+
+class _Interrupted(Exception):
+    """Ctrl-C reached the top after every ``with`` block cleaned up."""
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,4 +82,21 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    cli(prog_name="vidrestore")
+    try:
+        cli(prog_name="vidrestore")
+    except _Interrupted:
+        _die_by_sigint()
+
+
+def _die_by_sigint() -> NoReturn:
+    """End the process by SIGINT, so a calling shell or script sees an interruption, not a failure.
+
+    A plain ``sys.exit(130)`` is not reliable: CPython also marks the process as killed by SIGINT
+    when the interrupt landed inside an ``exec`` (dataclass creation, say), whatever the exit code.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(130)

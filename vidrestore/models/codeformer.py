@@ -183,7 +183,9 @@ class Codebook(nn.Module):
 
     def __init__(self, size: int, dim: int) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(size, dim)
+        # N(0, 1) as nn.Embedding's own init, drawn by randn: on the meta device, Embedding's
+        # normal_ would import torch._dynamo (about 2 s) for nothing.
+        self.embedding = nn.Embedding(size, dim, _weight=torch.randn(size, dim))
 
 
 def adaptive_instance_norm(content: Tensor, style: Tensor, eps: float = 1e-5) -> Tensor:
