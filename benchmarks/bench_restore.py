@@ -52,7 +52,7 @@ def make_clip(path: Path, face: Path, *, size: tuple[int, int], frames: int, rat
         for i in range(frames):
             m = np.array([[scale, 0, w / 2 - scale * half.shape[1] / 2 + 0.3 * (i % 200)],
                           [0, scale, h / 2 - scale * half.shape[0] / 2]], np.float64)
-            pic = cv2.warpAffine(half, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+            pic = cv2.warpAffine(half, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
             for pkt in vs.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")):
                 out.mux(pkt)
         for pkt in vs.encode():

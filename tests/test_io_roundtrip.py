@@ -5,6 +5,7 @@ Every check reads the output with the ffprobe program, independently of the code
 
 from __future__ import annotations
 
+import pickle
 from fractions import Fraction
 from pathlib import Path
 
@@ -169,6 +170,47 @@ def test_lossless_ffv1_is_nearly_exact(clips: dict[str, Path], tmp_path: Path) -
     assert min_psnr(before, after) > 45
 
 
+def _framemd5(path: Path) -> list[str]:
+    out = run("ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-")
+    return [line.split(",")[-1].strip() for line in out.splitlines() if not line.startswith("#")]
+
+
+def test_untouched_frames_are_encoded_from_the_decoded_pictures(clips: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    src, out = clips["cfr_mov"], tmp_path / "out.mkv"
+    with VideoReader(src) as reader, VideoWriter(
+            out, source=reader.info, options=WriterOptions(codec="ffv1")) as writer:
+        for frame in reader:
+            assert frame.source is not None
+            writer.write(frame if frame.index % 2 else frame.with_pixels(frame.pixels.copy()))
+    before, after = _framemd5(src), _framemd5(out)
+    assert len(before) == len(after) == 30
+    # odd frames: the source's YUV exactly; even ones went through RGB and back
+    assert before[1::2] == after[1::2]
+    assert all(a != b for a, b in zip(before[::2], after[::2], strict=True))
+
+
+def test_lazy_rgb_gives_the_same_pixels_on_demand(clips: dict[str, Path]) -> None:
+    src = clips["cfr_mov"]
+    with VideoReader(src) as eager, VideoReader(src, lazy_rgb=True) as lazy:
+        pairs = list(zip(eager, lazy, strict=True))
+    for a, b in pairs:
+        assert b.size == a.size and np.array_equal(a.pixels, b.pixels)
+
+
+def test_pickled_frames_keep_their_source_picture(clips: dict[str, Path]) -> None:
+    with VideoReader(clips["odd_mkv"]) as reader:
+        frame = next(iter(reader))
+    copy = pickle.loads(pickle.dumps(frame))
+    assert (copy.index, copy.pts, copy.time_base) == (frame.index, frame.pts, frame.time_base)
+    assert np.array_equal(copy.pixels, frame.pixels)
+    assert copy.source.format.name == frame.source.format.name
+    for a, b in zip(frame.source.planes, copy.source.planes, strict=True):  # 8-bit, odd size
+        rows = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+                for p in (a, b)]
+        assert np.array_equal(*rows)
+
+
 def test_interlaced_field_order_is_kept(clips: dict[str, Path], tmp_path: Path) -> None:
     src, out = clips["interlaced_mp4"], tmp_path / "out.mp4"
     assert probe(src).field_order == "tt"
@@ -236,7 +278,7 @@ def test_exact_rgb_keeps_brightness_fast_path_darkens(clips: dict[str, Path],
         with VideoReader(src, exact_rgb=exact) as reader, VideoWriter(
                 out, source=reader.info, options=WriterOptions(codec="ffv1")) as writer:
             for frame in reader:
-                writer.write(frame)
+                writer.write(frame.with_pixels(frame.pixels))  # through RGB, as a changed frame
         shift[exact] = _mean_luma(out) - _mean_luma(src)
     assert abs(shift[True]) < 0.05  # lossless FFV1: only the round trip's rounding is left
     assert shift[False] < -0.5  # the documented cost of the fast path

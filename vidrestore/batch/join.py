@@ -21,7 +21,9 @@ import os
 import shutil
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -220,9 +222,13 @@ def _remove_own_sequence(dst: Path, pattern: str) -> None:
     shutil.rmtree(dst)
 
 
+def _to_rgb(rgb: str, video: Any) -> np.ndarray:
+    return np.ascontiguousarray(video.to_ndarray(format=rgb))
+
+
 def encode(parts: list[SegmentRecord], manifests: list, plan: Plan, spec: JobSpec,
            dst: Path) -> int:
-    """Decode the lossless RGB segments and encode them once, with the source's other streams."""
+    """Decode the lossless segments and encode them once, with the source's other streams."""
     info = plan.out_info
     rgb = "rgb48le" if info.deep else "rgb24"
     writer = VideoWriter(dst, source=info, options=spec.writer)
@@ -231,8 +237,10 @@ def encode(parts: list[SegmentRecord], manifests: list, plan: Plan, spec: JobSpe
         for rec, man in zip(parts, manifests, strict=True):
             with av.open(str(rec.path)) as inp:
                 for n, video in enumerate(inp.decode(video=0)):
-                    pixels = np.ascontiguousarray(video.to_ndarray(format=rgb))
-                    writer.write(Frame(index, man.pts[n], info.time_base, pixels))
+                    # In the output's own pixel format (see segment_writer_options), the
+                    # picture is encoded as it is; else its RGB pixels are.
+                    writer.write(Frame(index, man.pts[n], info.time_base, source=video,
+                                       convert=partial(_to_rgb, rgb)))
                     index += 1
             if index != sum(len(m.pts) for m in manifests[: parts.index(rec) + 1]):
                 raise OutputError(f"{rec.path}: holds fewer frames than recorded")

@@ -29,12 +29,15 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import av
+
 from ..concurrency import BackgroundSink, prefetch
 from ..errors import CheckpointError, OutputError, SourceError, UsageError
 from ..faces.options import FaceOptions
 from ..io import VideoReader, VideoWriter, WriterOptions, probe
 from ..io.frame import Frame
 from ..io.probe import VideoInfo
+from ..io.writer import encoder_pix_fmt
 from ..restore.options import RestoreOptions
 from .fixity import (
     FrameSum,
@@ -60,6 +63,8 @@ log = logging.getLogger(__name__)
 
 SEQUENCE_PATTERN = "{name}_%07d{suffix}"
 _SEGMENT_IMAGE = "f_%07d{suffix}"
+# Pixel formats FFV1 encodes, for lossless segments in the output's own format.
+_FFV1_FORMATS = frozenset(f.name for f in av.codec.Codec("ffv1", "w").video_formats)
 
 
 @dataclass(frozen=True)
@@ -338,7 +343,7 @@ def stage_frames(spec: JobSpec, plan: Plan, first: int, after_pts: int | None
     reader = VideoReader(spec.source, start=start,
                          fps=plan.fps if spec.kind == "sequence" else None)
     with reader:
-        frames = (Frame(first - pre + i, f.pts, f.time_base, f.pixels)
+        frames = (Frame(first - pre + i, f.pts, f.time_base, f.pixels, source=f.source)
                   for i, f in enumerate(reader))
         if plan.mode in FILTERS:
             yield deinterlace(frames, plan.mode, top_first=plan.top_first, drop=pre)
@@ -350,9 +355,16 @@ def stage_frames(spec: JobSpec, plan: Plan, first: int, after_pts: int | None
 
 def segment_writer_options(spec: JobSpec, plan: Plan) -> WriterOptions:
     """Segments use the output's codec settings, except that segments of an inter-coded output
-    are lossless RGB FFV1 (encoded once, at the join)."""
+    are lossless FFV1, encoded once at the join.
+
+    FFV1 stores them in the output encoder's own pixel format when it can: frames are then
+    converted exactly as a single pass converts them, and untouched source pictures go through
+    as they are, so the joined file equals the single-pass one. Else lossless RGB.
+    """
     if plan.join == "encode":
-        fmt = "gbrp16le" if plan.info.deep else "bgr0"  # FFV1's lossless RGB forms
+        fmt = encoder_pix_fmt(plan.out_info, spec.writer)
+        if fmt not in _FFV1_FORMATS:
+            fmt = "gbrp16le" if plan.info.deep else "bgr0"  # FFV1's lossless RGB forms
         return WriterOptions(codec="ffv1", pix_fmt=fmt, overwrite=True,
                              encoder_threads=spec.writer.encoder_threads)
     return dataclasses.replace(spec.writer, overwrite=True)

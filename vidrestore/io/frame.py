@@ -2,31 +2,68 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
+Converter = Callable[[Any], np.ndarray]
 
-@dataclass(frozen=True, slots=True)
+
 class Frame:
     """One decoded picture with its exact presentation time.
 
     ``pixels`` is HxWx3 RGB, ``uint8`` for 8-bit sources and ``uint16`` (full 16-bit scale)
     for deeper ones. ``pts`` counts ``time_base`` units; no stage does fps arithmetic.
+
+    ``source`` is the picture as the decoder gave it (a PyAV ``VideoFrame``), kept while
+    ``pixels`` are that picture's: a writer encodes it directly, so frames nobody changed skip
+    the RGB round trip and come back with the source's exact values. Given ``convert``, the RGB
+    conversion waits for the first use of ``pixels``. :meth:`with_pixels` drops the source.
+    Frames are immutable.
     """
+
+    __slots__ = ("index", "pts", "time_base", "source", "_pixels", "_convert")
 
     index: int
     pts: int
     time_base: Fraction
-    pixels: np.ndarray
+    source: Any
 
-    def __post_init__(self) -> None:
-        p = self.pixels
-        if p.ndim != 3 or p.shape[2] != 3 or p.dtype not in (np.uint8, np.uint16):
-            raise ValueError(
-                f"Frame pixels must be HxWx3 uint8 or uint16, got {p.shape} {p.dtype}"
-            )
+    def __init__(self, index: int, pts: int, time_base: Fraction,
+                 pixels: np.ndarray | None = None, *, source: Any = None,
+                 convert: Converter | None = None) -> None:
+        if pixels is None and (source is None or convert is None):
+            raise ValueError("a Frame needs pixels, or a source picture and its converter")
+        if pixels is not None:
+            _check(pixels)
+        for name, value in (("index", index), ("pts", pts), ("time_base", time_base),
+                            ("source", source), ("_pixels", pixels),
+                            ("_convert", None if pixels is not None else convert)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Frame is immutable (cannot set {name!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The source picture travels too: a restored snapshot must encode as the original would.
+        state = None if self.source is None else _picture_state(self.source)
+        return _rebuild, (self.index, self.pts, self.time_base, self.pixels, state)
+
+    def __repr__(self) -> str:
+        w, h = self.size
+        return f"Frame(index={self.index}, pts={self.pts}, time_base={self.time_base}, {w}x{h})"
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """HxWx3 RGB (converted from ``source`` on first use when it was deferred)."""
+        if self._pixels is None:
+            pixels = self._convert(self.source)
+            _check(pixels)
+            object.__setattr__(self, "_pixels", pixels)
+            object.__setattr__(self, "_convert", None)
+        return self._pixels
 
     @property
     def time(self) -> float:
@@ -36,8 +73,38 @@ class Frame:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height)."""
-        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+        if self._pixels is None:
+            return int(self.source.width), int(self.source.height)
+        return int(self._pixels.shape[1]), int(self._pixels.shape[0])
 
     def with_pixels(self, pixels: np.ndarray) -> Frame:
         """The same frame (index, pts) carrying other pixels."""
         return Frame(self.index, self.pts, self.time_base, pixels)
+
+
+def _check(p: np.ndarray) -> None:
+    if p.ndim != 3 or p.shape[2] != 3 or p.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"Frame pixels must be HxWx3 uint8 or uint16, got {p.shape} {p.dtype}")
+
+
+def _picture_state(picture: Any) -> tuple[str, int, int, list[np.ndarray]]:
+    """A decoded picture's format, size and plane rows (with their padding), for pickling."""
+    planes = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size).copy()
+              for p in picture.planes]
+    return picture.format.name, picture.width, picture.height, planes
+
+
+def _rebuild(index: int, pts: int, time_base: Fraction, pixels: np.ndarray,
+             state: tuple[str, int, int, list[np.ndarray]] | None) -> Frame:
+    if state is None:
+        return Frame(index, pts, time_base, pixels)
+    import av
+
+    fmt, width, height, rows = state
+    picture = av.VideoFrame(width, height, fmt)
+    for plane, saved in zip(picture.planes, rows, strict=True):
+        buf = np.zeros((plane.height, plane.line_size), np.uint8)
+        n = min(plane.line_size, saved.shape[1])
+        buf[:, :n] = saved[:, :n]
+        plane.update(buf.tobytes())
+    return Frame(index, pts, time_base, pixels, source=picture)

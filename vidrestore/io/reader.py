@@ -50,6 +50,10 @@ class VideoReader:
     decodable frames. ``exact_rgb=False`` converts 8-bit video with swscale's fast path: about
     12 ms less CPU per 1080p frame, but RGB values about 0.7 code values too dark.
 
+    Frames decoded by PyAV keep the decoder's picture as :attr:`Frame.source`, which the writer
+    encodes as it is when nobody replaced the pixels. ``lazy_rgb`` defers the RGB conversion to
+    the first use of :attr:`Frame.pixels`, for readers whose frames may pass through untouched.
+
     ``backend``: ``"pyav"`` (and ``"auto"``) decode with PyAV; ``"decord"`` uses decord for the
     pixels of 8-bit BT.601 sources and refuses others. ``benchmarks/bench_io.py`` measured
     decord slower than PyAV's fast path, so ``"auto"`` never picks it.
@@ -66,6 +70,7 @@ class VideoReader:
         allow_partial: bool = False,
         threads: int = 0,
         exact_rgb: bool = True,
+        lazy_rgb: bool = False,
     ) -> None:
         if backend not in BACKENDS:
             raise UsageError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -95,6 +100,7 @@ class VideoReader:
             self.close()
             raise
         self._started = False
+        self._lazy = lazy_rgb
 
     def _check_range(self) -> None:
         start, end, duration = self.start, self.end, self.info.duration
@@ -141,12 +147,17 @@ class VideoReader:
         hi = None if self.end is None else info.start_pts + ceil(self.end / tb)
         last = None
         index = 0
-        for pts, pixels in self._source.frames(lo, hi):
+        for pts, picture in self._source.frames(lo, hi):
             if last is not None and pts <= last:
                 log.warning("%s: frame %d has pts %d after %d; moved to %d to keep order",
                             info.path, index, pts, last, last + 1)
                 pts = last + 1
-            yield Frame(index, pts, tb, pixels)
+            if isinstance(picture, np.ndarray):
+                yield Frame(index, pts, tb, picture)
+            elif self._lazy:
+                yield Frame(index, pts, tb, source=picture, convert=self._source.to_rgb)
+            else:
+                yield Frame(index, pts, tb, self._source.to_rgb(picture), source=picture)
             last = pts
             index += 1
         if index == 0:
@@ -215,7 +226,12 @@ class _PyAVSource:
         except av.FFmpegError as exc:
             self._damaged(f"cannot be decoded to the end ({getattr(exc, 'strerror', exc)})")
 
-    def frames(self, lo: int | None, hi: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    def to_rgb(self, picture: Any) -> np.ndarray:
+        """A decoded picture of this stream as RGB pixels."""
+        return to_rgb(self._to_rgb, picture, deep=self.info.deep, exact=self._exact)
+
+    def frames(self, lo: int | None, hi: int | None) -> Iterator[tuple[int, Any]]:
+        """(pts, decoded picture) in presentation order within ``[lo, hi)``."""
         pending = [self._first]
         if lo is not None and self._first.pts is not None and lo > self._first.pts:
             self._container.seek(lo, stream=self._stream, backward=True)
@@ -231,7 +247,7 @@ class _PyAVSource:
             if hi is not None and pts >= hi:
                 return
             last_pts, last_duration = pts, frame.duration or 0
-            yield pts, to_rgb(self._to_rgb, frame, deep=self.info.deep, exact=self._exact)
+            yield pts, frame
         if last_pts is not None:
             self._check_end(last_pts + last_duration)
 

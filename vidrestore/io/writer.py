@@ -253,7 +253,7 @@ class _Encoder:
         stream.time_base = info.time_base
         ctx.time_base = info.time_base
         ctx.width, ctx.height = info.width, info.height
-        ctx.pix_fmt = options.pix_fmt or _pick_pix_fmt(encoder, info, codec, options)
+        ctx.pix_fmt = encoder_pix_fmt(info, options)
         _check_pix_fmt(encoder, ctx.pix_fmt, dst)
         ctx.thread_count = options.encoder_threads
         if info.sample_aspect_ratio:
@@ -277,10 +277,21 @@ class _Encoder:
         if self._copier is not None:
             self._copier.start(window)
 
-    def put(self, frame: Frame, pts: int, duration: int) -> None:
+    def _picture(self, frame: Frame) -> Any:
+        """The frame in the encoder's format: the decoder's own picture when it is already in
+        that format (nothing changed it), else the RGB pixels converted back."""
+        src, ctx = frame.source, self._stream.codec_context
+        if (src is not None and src.format.name == ctx.pix_fmt and src.width == ctx.width
+                and src.height == ctx.height):
+            # Decoded frames carry their picture type, which encoders obey as an order.
+            src.pict_type = av.video.frame.PictureType.NONE
+            return src
         video = av.VideoFrame.from_ndarray(
             frame.pixels, format="rgb48le" if frame.pixels.dtype == np.uint16 else "rgb24")
-        video = self._to_yuv.reformat(video, **self._convert)
+        return self._to_yuv.reformat(video, **self._convert)
+
+    def put(self, frame: Frame, pts: int, duration: int) -> None:
+        video = self._picture(frame)
         video.pts = pts
         video.time_base = self.info.time_base
         if self._fields is not None:
@@ -372,6 +383,12 @@ def _encoder_options(codec: str, options: WriterOptions) -> dict[str, str]:
     if codec == "ffv1":
         return {"level": "3", "slicecrc": "1", "g": "1"}
     return {"profile": str(PRORES_PROFILES[options.prores_profile]), "vendor": "apl0"}
+
+
+def encoder_pix_fmt(info: VideoInfo, options: WriterOptions) -> str:
+    """The pixel format a :class:`VideoWriter` with ``options`` encodes ``info``'s video in."""
+    codec = "h264" if options.codec == "auto" else options.codec
+    return options.pix_fmt or _pick_pix_fmt(_ENCODERS[codec], info, codec, options)
 
 
 def _pick_pix_fmt(encoder: str, info: VideoInfo, codec: str, options: WriterOptions) -> str:
