@@ -16,6 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from procs import default_sigint
 from synth import as_frames, load_rgb, pan_frames, tiny_checkpoint, write_clip
 
 from vidrestore.faces import FaceOptions, create_detector, similarity_transform
@@ -224,7 +225,8 @@ def test_ctrl_c_leaves_no_output(tmp_path, ckpt, two_faces, mirror_env) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "vidrestore", "restore", str(long_clip), "-o", str(out),
          "--weights", str(ckpt), "--no-progress"],
-        env=mirror_env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+        env=mirror_env, cwd=REPO, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and not any(p.name.startswith(".") for p in tmp_path.iterdir()):
         time.sleep(0.1)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from procs import default_sigint
 
 from vidrestore.errors import UsageError, WeightsError
 from vidrestore.weights import WeightSpec, WeightStore, load_manifest, mirrors_from_env
@@ -263,7 +264,8 @@ def test_interrupted_download_leaves_no_final_file(tmp_path: Path, server, mirro
     server.mode = "slow"
     env = _env(tmp_path, VIDRESTORE_MIRROR=_url(server))
     proc = subprocess.Popen([sys.executable, "-m", "vidrestore", "weights", "download", "yunet"],
-                            env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 30
     while not list(tmp_path.glob(".face_detection*.part")) and time.time() < deadline:
         time.sleep(0.05)
