@@ -59,24 +59,30 @@ def _options(weights: Path) -> tuple[object, object]:
     return RestoreOptions(weights=str(weights), device="cpu"), FaceOptions()
 
 
+def _worker(tmp: Path) -> tuple[object, object, object]:
+    """Restore and face options, and one worker holding the tiny model and YuNet."""
+    from synth import tiny_checkpoint
+
+    from vidrestore.batch.segments import SegmentWorker
+    from vidrestore.faces import create_detector
+
+    restore, face_opts = _options(tiny_checkpoint(tmp / "tiny.pth"))
+    detector = create_detector("yunet", face_opts,
+                               model_path=SHARED / "weights-mirror" /
+                               "face_detection_yunet_2026may.onnx")
+    return restore, face_opts, SegmentWorker(restore, face_opts, detector=detector)
+
+
 def overhead(tmp: Path, name: str, frames: int, size: tuple[int, int], segment: int,
              repeats: int, faces: bool) -> dict[str, object]:
     """Single pass versus batch (with and without the framemd5 sidecar) on one clip."""
-    from synth import tiny_checkpoint
 
     from vidrestore.batch import BatchConfig, BatchOptions, run_batch
-    from vidrestore.batch.segments import SegmentWorker
-    from vidrestore.faces import create_detector
     from vidrestore.io import WriterOptions
     from vidrestore.restore.api import restore_video
     from vidrestore.restore.pipeline import Restorer
 
-    weights = tiny_checkpoint(tmp / "tiny.pth")
-    restore, face_opts = _options(weights)
-    detector = create_detector("yunet", face_opts,
-                               model_path=SHARED / "weights-mirror" /
-                               "face_detection_yunet_2026may.onnx")
-    worker = SegmentWorker(restore, face_opts, detector=detector)
+    restore, face_opts, worker = _worker(tmp)
     src = _clip(tmp, f"{name}.mp4", frames, size, faces=faces)
     single, batch, batch_nomd5 = [], [], []
     steps: dict[str, float] = {}
@@ -117,21 +123,13 @@ def segment_cost(tmp: Path, frames: int, size: tuple[int, int], parts: int,
                  repeats: int) -> dict[str, object]:
     """Without faces (the restorer only decodes, detects and encodes, so the machinery's share
     is as large as it gets): single pass, one segment, ``parts`` segments."""
-    from synth import tiny_checkpoint
 
     from vidrestore.batch import BatchConfig, BatchOptions, run_batch
-    from vidrestore.batch.segments import SegmentWorker
-    from vidrestore.faces import create_detector
     from vidrestore.io import WriterOptions
     from vidrestore.restore.api import restore_video
     from vidrestore.restore.pipeline import Restorer
 
-    weights = tiny_checkpoint(tmp / "tiny.pth")
-    restore, face_opts = _options(weights)
-    detector = create_detector("yunet", face_opts,
-                               model_path=SHARED / "weights-mirror" /
-                               "face_detection_yunet_2026may.onnx")
-    worker = SegmentWorker(restore, face_opts, detector=detector)
+    restore, face_opts, worker = _worker(tmp)
     src = _clip(tmp, "plain.mp4", frames, size, faces=False)
     seg = -(-frames // parts)
     times: dict[str, list[float]] = {"single": [], "one": [], "many": []}

@@ -188,15 +188,14 @@ def run_all(args: argparse.Namespace, work: Path) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", str(loops - 1), "-i",
                     str(short), "-c", "copy", str(longer)], check=True)
     print(f"\npeak memory against length (preset {args.memory_preset})")
-    for path, n, label in ((short, n_short, f"{args.seconds:g} s"),
-                           (longer, n_short * loops, f"{args.seconds * loops:g} s")):
-        run_ = measure(f"vidrestore pass-through ({label})",
-                       [py, "-c", PASS_THROUGH, str(path), str(work / "mem.mp4"),
-                        args.memory_preset, "exact"], n)
-        print(run_.row())
-        if path == short:
-            base = run_
-    growth = (run_.peak_mib - base.peak_mib) / base.peak_mib * 100
+    base, run_long = (
+        measure(f"vidrestore pass-through ({args.seconds * k:g} s)",
+                [py, "-c", PASS_THROUGH, str(path), str(work / "mem.mp4"),
+                 args.memory_preset, "exact"], n_short * k)
+        for path, k in ((short, 1), (longer, loops)))
+    print(base.row())
+    print(run_long.row())
+    growth = (run_long.peak_mib - base.peak_mib) / base.peak_mib * 100
     print(f"peak RSS growth {growth:+.1f} % for {loops}x the length")
 
 

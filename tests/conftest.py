@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,14 @@ def _isolated_home(
     """Every test gets its own empty weights cache unless it sets one itself."""
     monkeypatch.setenv("VIDRESTORE_HOME", str(tmp_path_factory.mktemp("vrhome")))
     monkeypatch.delenv("VIDRESTORE_MIRROR", raising=False)
+
+
+@pytest.fixture(scope="module")
+def two_torch_threads() -> Iterator[None]:
+    """Torch on 2 threads for a module: the goldens were made so; other counts differ by ~1e-5."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

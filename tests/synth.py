@@ -82,3 +82,11 @@ def write_clip(path: Path, images: list[np.ndarray], *, rate: int = 25, audio: b
             for pkt in a_s.encode():
                 out.mux(pkt)
     return path
+
+
+def panned_face_clip(path: Path, media_dir: Path, n: int, size: tuple[int, int], *,
+                     audio: bool) -> Path:
+    """``n`` frames of ``size`` panning over a shrunk real photo with one face in view."""
+    photo = load_rgb(media_dir / "fr_two_people.jpg")
+    photo = cv2.resize(photo, None, fx=0.45, fy=0.45, interpolation=cv2.INTER_AREA)[:, 30:]
+    return write_clip(path, pan_frames(photo, n, size, step=(0.6, 0.2)), audio=audio)

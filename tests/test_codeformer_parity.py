@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,13 +33,7 @@ ATOL = 1e-4
 GOLDENS = {0.0: "golden_w0.pt", 0.5: "golden_w05.pt", 1.0: "golden_w1.pt"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads() -> Iterator[None]:
-    """The goldens were made with 2 threads; other counts differ by ~1e-5."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ in reasonable time (float16 measured by the same script: 255/256 codes, decoder 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,13 +27,7 @@ from vidrestore.models import (
 from vidrestore.models.blocks import AttnBlock, GroupNorm
 from vidrestore.models.codeformer import VARIANTS
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 @pytest.mark.parametrize(

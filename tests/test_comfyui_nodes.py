@@ -19,11 +19,10 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from synth import load_rgb, pan_frames, tiny_checkpoint, write_clip
+from synth import load_rgb, panned_face_clip, tiny_checkpoint
 
 from vidrestore.faces.options import DETECTORS, FaceOptions
 from vidrestore.io import VideoReader
@@ -64,10 +63,8 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> Path:
-    photo = load_rgb(media_dir / "fr_two_people.jpg")
-    photo = cv2.resize(photo, None, fx=0.45, fy=0.45, interpolation=cv2.INTER_AREA)[:, 30:]
-    frames = pan_frames(photo, N, (W, H), step=(0.6, 0.2))
-    return write_clip(tmp_path_factory.mktemp("nodes") / "faces.mp4", frames, audio=False)
+    return panned_face_clip(tmp_path_factory.mktemp("nodes") / "faces.mp4", media_dir, N, (W, H),
+                            audio=False)
 
 
 @pytest.fixture(scope="module")

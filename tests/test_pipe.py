@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from synth import load_rgb, pan_frames, tiny_checkpoint, write_clip
+from synth import pan_frames, panned_face_clip, tiny_checkpoint, write_clip
 
 from vidrestore.errors import SourceError, UsageError
 from vidrestore.faces.options import FaceOptions
@@ -86,10 +86,8 @@ def _restorer(parts: tuple[object, object], lookahead: int = 0) -> Restorer:
 @pytest.fixture(scope="module")
 def face_clip(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> Path:
     """A panned real photo with one face, with a sound track."""
-    photo = load_rgb(media_dir / "fr_two_people.jpg")
-    photo = cv2.resize(photo, None, fx=0.45, fy=0.45, interpolation=cv2.INTER_AREA)[:, 30:]
-    frames = pan_frames(photo, N, (W, H), step=(0.6, 0.2))
-    return write_clip(tmp_path_factory.mktemp("pipe") / "faces.mp4", frames, audio=True)
+    return panned_face_clip(tmp_path_factory.mktemp("pipe") / "faces.mp4", media_dir, N, (W, H),
+                            audio=True)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from vidrestore.restore.options import DEVICES, RestoreOptions
 from . import host
 from .convert import ImageCollector, check_images, choose_depth, frames_from_images
 from .inputs import field_input, fields_inputs, options_from
-from .session import ChunkPlan, SessionSlot, VideoSession, plan_chunk
+from .session import ChunkPlan, SessionSlot, plan_chunk
 
 log = logging.getLogger("vidrestore.comfyui")
 
@@ -206,19 +206,10 @@ class RestoreFacesVideo:
             restorer = Restorer(options, faces, model=model.model, keep_tracks=True)
             return restorer, choose_depth(images)
 
-        if plan.key is None:  # a whole video
-            self.slot.drop()
-            restorer, depth = start()
-            return self._process(restorer, images, depth, 0, final=True)
-        sess = self.slot.get(plan, (model, options, faces), tuple(images.shape[1:3]), start)
-        try:
-            result = self._process(sess.state, images, sess.depth, sess.next_index,
-                                   final=sess.is_last(images.shape[0]))
-        except BaseException:  # interrupted or failed: the state is half-way, start over
-            self.slot.drop()
-            raise
-        self.slot.advance(images.shape[0])
-        return result
+        return self.slot.run(
+            plan, (model, options, faces), tuple(images.shape[1:3]), images.shape[0], start,
+            lambda restorer, depth, first, final: self._process(restorer, images, depth, first,
+                                                                final=final))
 
     @staticmethod
     def _process(restorer: Any, images: torch.Tensor, depth: np.dtype, first: int, *,
@@ -275,19 +266,10 @@ class TrackFacesPreview:
         def start() -> tuple[Any, np.dtype]:
             return _face_stream(faces), choose_depth(images)
 
-        if plan.key is None:
-            self.slot.drop()
-            stream, depth = start()
-            return _preview(stream, images, depth, 0, final=True)
-        sess: VideoSession[Any] = self.slot.get(plan, faces, tuple(images.shape[1:3]), start)
-        try:
-            result = _preview(sess.state, images, sess.depth, sess.next_index,
-                              final=sess.is_last(images.shape[0]))
-        except BaseException:
-            self.slot.drop()
-            raise
-        self.slot.advance(images.shape[0])
-        return result
+        return self.slot.run(
+            plan, faces, tuple(images.shape[1:3]), images.shape[0], start,
+            lambda stream, depth, first, final: _preview(stream, images, depth, first,
+                                                         final=final))
 
 
 def _face_stream(faces: FaceOptions) -> Any:

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 S = TypeVar("S")
+R = TypeVar("R")
 log = logging.getLogger("vidrestore.comfyui")
 
 
@@ -118,6 +119,27 @@ class SessionSlot(Generic[S]):
         elif plan.total is not None:
             cur.total = plan.total
         return cur
+
+    def run(self, plan: ChunkPlan, settings: Any, size: tuple[int, int], frames: int,
+            start: Callable[[], tuple[S, np.dtype]],
+            step: Callable[[S, np.dtype, int, bool], R]) -> R:
+        """One batch of ``frames``: a whole video, or the next chunk of the planned session.
+
+        ``step(state, depth, first_index, final)`` does the work. An error or an interrupt
+        drops the session, whose state is then half-way.
+        """
+        if plan.key is None:  # a whole video
+            self.drop()
+            state, depth = start()
+            return step(state, depth, 0, True)
+        sess = self.get(plan, settings, size, start)
+        try:
+            result = step(sess.state, sess.depth, sess.next_index, sess.is_last(frames))
+        except BaseException:
+            self.drop()
+            raise
+        self.advance(frames)
+        return result
 
     def advance(self, frames: int) -> None:
         """Record a finished batch; a complete video is let go."""

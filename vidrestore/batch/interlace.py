@@ -61,6 +61,17 @@ def deinterlace(frames: Iterable[Frame], name: str, *, top_first: bool,
     graph: av.filter.Graph | None = None
     waiting: deque[Frame] = deque()
     fmt = rgb = ""
+
+    def filtered(graph: av.filter.Graph) -> Iterator[Frame]:
+        """What the filter has ready, as the frames it came from, minus those to drop."""
+        nonlocal drop
+        for out in _pull(graph):
+            src = waiting.popleft()
+            if drop:
+                drop -= 1
+                continue
+            yield src.with_pixels(out.reformat(format=rgb).to_ndarray())
+
     for frame in frames:
         if graph is None:
             deep = frame.pixels.dtype == np.uint16
@@ -71,21 +82,11 @@ def deinterlace(frames: Iterable[Frame], name: str, *, top_first: bool,
         video.time_base = frame.time_base
         graph.push(video)
         waiting.append(frame)
-        for out in _pull(graph):
-            src = waiting.popleft()
-            if drop:
-                drop -= 1
-                continue
-            yield src.with_pixels(out.reformat(format=rgb).to_ndarray())
+        yield from filtered(graph)
     if graph is None:
         return
     graph.push(None)
-    for out in _pull(graph):
-        src = waiting.popleft()
-        if drop:
-            drop -= 1
-            continue
-        yield src.with_pixels(out.reformat(format=rgb).to_ndarray())
+    yield from filtered(graph)
 
 
 def _graph(name: str, first: Frame, fmt: str, top_first: bool) -> av.filter.Graph:
