@@ -12,6 +12,8 @@ float32 measured in the same run (the published pipeline's way), and the share o
 choices equal to float32's. ``cpu s/face`` is process CPU time: on a shared machine,
 ``--threads 1`` and that column give figures that other load hardly disturbs.
 Without ``--weights`` the published-size network gets the synthetic weights (same cost).
+``--conv-floor`` times every float32 convolution alone on its own input: the part any
+implementation made of the same layers pays, whatever glue it has around them.
 Layout: ``auto`` keeps float32 NCHW and puts half precision in channels_last (the policy of
 ``vidrestore.models.precision.convert``); ``nchw`` / ``nhwc`` force one for comparison.
 """
@@ -132,6 +134,30 @@ def measure(
     return min(times) / n, min(cpu_times) / n, peak, logits.argmax(-1).cpu()
 
 
+def conv_seconds(model: CodeFormer, x: torch.Tensor, w: float, device: torch.device) -> float:
+    """Seconds per face spent in the convolutions of one forward, each convolution run again
+    on its own input and timed alone: a floor for any implementation made of these layers."""
+    total = 0.0
+
+    def again(layer: torch.nn.Conv2d, inputs: tuple[torch.Tensor, ...], _out: object) -> None:
+        nonlocal total
+        sync(device)
+        start = time.perf_counter()
+        layer._conv_forward(inputs[0], layer.weight, layer.bias)
+        sync(device)
+        total += time.perf_counter() - start
+
+    hooks = [m.register_forward_hook(again) for m in model.modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    try:
+        with torch.inference_mode():
+            model(x.to(device), w=w)
+    finally:
+        for h in hooks:
+            h.remove()
+    return total / len(x)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -144,6 +170,8 @@ def main() -> None:
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="codeformer")
     ap.add_argument("--weights", type=Path, default=None, help="checkpoint instead of synthetic")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
+    ap.add_argument("--conv-floor", action="store_true",
+                    help="also time the float32 convolutions alone (one batch-1 forward)")
     args = ap.parse_args()
 
     device = torch.device(args.device)
@@ -179,6 +207,12 @@ def main() -> None:
             rows.append(Row(dt, b, layout, spf, cpu, peak, agree))
             print(f"  measured {str(dt).removeprefix('torch.')} batch {b}: {spf:.3f} s/face",
                   flush=True)
+        if args.conv_floor and dt == torch.float32:
+            conv = conv_seconds(model, x[:1], args.w, device)
+            whole = next(r.seconds_per_face for r in rows if r.dtype == dt)
+            print(f"  float32 convolutions alone: {conv:.3f} s/face, "
+                  f"{conv / whole:.0%} of the forward ({whole:.3f} s/face at batch "
+                  f"{batch_sizes[0]}); the rest: {whole - conv:.3f} s/face", flush=True)
         del model
         gc.collect()
         if device.type == "cuda":
