@@ -12,6 +12,7 @@ float32 measured in the same run (the published pipeline's way), and the share o
 choices equal to float32's. ``cpu s/face`` is process CPU time: on a shared machine,
 ``--threads 1`` and that column give figures that other load hardly disturbs.
 Without ``--weights`` the published-size network gets the synthetic weights (same cost).
+``--compile`` runs the rows through ``torch.compile``; the compiling first call is timed apart.
 ``--conv-floor`` times every float32 convolution alone on its own input: the part any
 implementation made of the same layers pays, whatever glue it has around them.
 Layout: ``auto`` keeps float32 NCHW and puts half precision in channels_last (the policy of
@@ -106,7 +107,8 @@ def sync(device: torch.device) -> None:
 
 
 def measure(
-    model: CodeFormer, x: torch.Tensor, w: float, repeats: int, warmup: int, device: torch.device
+    model: torch.nn.Module, x: torch.Tensor, w: float, repeats: int, warmup: int,
+    device: torch.device,
 ) -> tuple[float, float, float, torch.Tensor]:
     """Wall and process-CPU seconds per face (best of ``repeats`` calls: the least disturbed
     by other work on the machine), peak MiB and the code indices of the batch."""
@@ -170,6 +172,9 @@ def main() -> None:
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="codeformer")
     ap.add_argument("--weights", type=Path, default=None, help="checkpoint instead of synthetic")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
+    ap.add_argument("--compile", action="store_true",
+                    help="run every row through torch.compile (default mode); the first call, "
+                    "which compiles, is reported on its own")
     ap.add_argument("--conv-floor", action="store_true",
                     help="also time the float32 convolutions alone (one batch-1 forward)")
     args = ap.parse_args()
@@ -197,9 +202,19 @@ def main() -> None:
         precision.convert(model.to(device), dt, channels_last=nhwc)
         layout = "nhwc" if model.encoder.blocks[0].weight.is_contiguous(
             memory_format=torch.channels_last) else "nchw"
+        run: torch.nn.Module = model
+        if args.compile:
+            run = torch.compile(model)
         for b in batch_sizes:
+            if args.compile:  # the first call compiles; timed apart from the rows
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    run(x[:b].to(device), w=args.w)
+                sync(device)
+                print(f"  torch.compile {str(dt).removeprefix('torch.')} batch {b}: first call "
+                      f"{time.perf_counter() - start:.1f} s", flush=True)
             spf, cpu, peak, idx = measure(
-                model, x[:b], args.w, args.repeats, args.warmup, device
+                run, x[:b], args.w, args.repeats, args.warmup, device
             )
             if dt == torch.float32:
                 ref_idx[b] = idx
