@@ -32,6 +32,8 @@ from pathlib import Path
 
 import cv2
 
+from benchmarks.bench_restore import synthetic_weights
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VIDRESTORE_SHARED", REPO.parent / "shared"))
 sys.path.insert(0, str(REPO / "tests"))
@@ -64,24 +66,12 @@ def _options(weights: Path) -> tuple[object, object]:
     return RestoreOptions(weights=str(weights), device="cpu"), FaceOptions()
 
 
-def _checkpoint(tmp: Path, variant: str) -> Path:
-    """Synthetic weights of a CodeFormer variant, laid out as published files are."""
-    import torch
-
-    from vidrestore.models import VARIANTS, synthetic_codeformer
-
-    path = tmp / f"{variant}.pth"
-    if not path.exists():
-        torch.save({"params_ema": synthetic_codeformer(VARIANTS[variant]).state_dict()}, path)
-    return path
-
-
 def _worker(tmp: Path, variant: str = "codeformer_tiny") -> tuple[object, object, object]:
     """Restore and face options, and one worker holding the model and YuNet."""
     from vidrestore.batch.segments import SegmentWorker
     from vidrestore.faces import create_detector
 
-    restore, face_opts = _options(_checkpoint(tmp, variant))
+    restore, face_opts = _options(synthetic_weights(tmp / f"{variant}.pth", variant))
     detector = create_detector("yunet", face_opts,
                                model_path=SHARED / "weights-mirror" /
                                "face_detection_yunet_2026may.onnx")
@@ -180,7 +170,7 @@ def ray_throughput(tmp: Path, clips: int, frames: int, size: tuple[int, int]
     from vidrestore.batch import BatchConfig, BatchOptions
     from vidrestore.batch.ray_runner import run_batch_ray
 
-    weights = _checkpoint(tmp, "codeformer_tiny")
+    weights = synthetic_weights(tmp / "codeformer_tiny.pth", "codeformer_tiny")
     restore, faces = _options(weights)
     sources = [_clip(tmp, f"r{i}.mp4", frames, size, flip=i % 2 == 1) for i in range(clips)]
     os.environ["VIDRESTORE_MIRROR"] = str(SHARED / "weights-mirror")

@@ -58,12 +58,11 @@ def make_clip(path: Path, face: Path, *, size: tuple[int, int], frames: int, rat
         empty = np.full((h, w, 3), 96, np.uint8)
         for i in range(frames):
             if face_every and i % face_every >= face_for:
-                for pkt in vs.encode(av.VideoFrame.from_ndarray(empty, format="rgb24")):
-                    out.mux(pkt)
-                continue
-            m = np.array([[scale, 0, w / 2 - scale * half.shape[1] / 2 + 0.3 * (i % 200)],
-                          [0, scale, h / 2 - scale * half.shape[0] / 2]], np.float64)
-            pic = cv2.warpAffine(half, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+                pic = empty
+            else:
+                m = np.array([[scale, 0, w / 2 - scale * half.shape[1] / 2 + 0.3 * (i % 200)],
+                              [0, scale, h / 2 - scale * half.shape[0] / 2]], np.float64)
+                pic = cv2.warpAffine(half, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
             for pkt in vs.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")):
                 out.mux(pkt)
         for pkt in vs.encode():
@@ -81,10 +80,11 @@ def make_clip(path: Path, face: Path, *, size: tuple[int, int], frames: int, rat
 
 
 def synthetic_weights(path: Path, variant: str) -> Path:
-    from vidrestore.models import VARIANTS, synthetic_codeformer
+    """Synthetic weights of a CodeFormer variant, laid out as the published file is."""
+    from vidrestore.models import VARIANTS, save_codeformer_checkpoint, synthetic_codeformer
 
     if not path.exists():
-        torch.save({"params_ema": synthetic_codeformer(VARIANTS[variant]).state_dict()}, path)
+        save_codeformer_checkpoint(synthetic_codeformer(VARIANTS[variant]), path)
     return path
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-import torch
 
 from vidrestore.io.frame import Frame
 from vidrestore.models.codeformer import VARIANTS
+from vidrestore.models.loader import save_codeformer_checkpoint
 from vidrestore.models.synthetic import synthetic_codeformer
 
 
@@ -24,8 +24,7 @@ def tiny_checkpoint(path: Path) -> Path:
     """A checkpoint of the tiny CodeFormer variant with synthetic weights, as published files are
     laid out (state dict under ``params_ema``)."""
     if not path.exists():
-        model = synthetic_codeformer(VARIANTS["codeformer_tiny"])
-        torch.save({"params_ema": model.state_dict()}, path)
+        save_codeformer_checkpoint(synthetic_codeformer(VARIANTS["codeformer_tiny"]), path)
     return path
 
 

@@ -242,7 +242,7 @@ class _Encoder:
 
     def _add_video(self, dst: Path, options: WriterOptions) -> Any:
         info = self.info
-        codec = "h264" if options.codec == "auto" else options.codec
+        codec = _codec(options)
         encoder = _ENCODERS[codec]
         if _CODEC_IDS[codec] not in self._out.supported_codecs:
             raise UsageError(f"{dst}: {self._out.format.name} cannot hold {codec} video; "
@@ -385,9 +385,14 @@ def _encoder_options(codec: str, options: WriterOptions) -> dict[str, str]:
     return {"profile": str(PRORES_PROFILES[options.prores_profile]), "vendor": "apl0"}
 
 
+def _codec(options: WriterOptions) -> str:
+    """The video codec written: ``auto`` is H.264."""
+    return "h264" if options.codec == "auto" else options.codec
+
+
 def encoder_pix_fmt(info: VideoInfo, options: WriterOptions) -> str:
     """The pixel format a :class:`VideoWriter` with ``options`` encodes ``info``'s video in."""
-    codec = "h264" if options.codec == "auto" else options.codec
+    codec = _codec(options)
     return options.pix_fmt or _pick_pix_fmt(_ENCODERS[codec], info, codec, options)
 
 
