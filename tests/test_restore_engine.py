@@ -93,6 +93,25 @@ def test_window_does_not_cross_segments_or_tracks(tiny) -> None:
         assert np.array_equal(out[f][0].restored, ref_a)
 
 
+@pytest.mark.parametrize("mode", ["window", "off"])
+def test_last_faces_of_a_track_do_not_wait_for_the_next_face(tiny, mode) -> None:
+    """A track ending on a short batch is finished within a bounded number of frames, without
+    waiting for more faces or the end of input (else every later frame would be held back)."""
+    batch, window = 3, 2
+    eng = FaceEngine(tiny, RestoreOptions(temporal=mode, window=window), device=CPU,
+                     dtype=torch.float32, batch_size=batch)
+    items = [FaceItem(f, 1, _crop(7), np.array([[1.0, 0, 0], [0, 1.0, 0]]), False)
+             for f in range(4)]  # 4 faces: one full batch of 3 and one face left over
+    for f in range(60):
+        eng.submit(f, items[f : f + 1] if f < len(items) else [])
+        if all(it.restored is not None for it in items):
+            break
+    assert all(it.restored is not None for it in items)
+    bound = len(items) - 1 + batch + 2 * batch + (window if mode == "window" else 0)
+    assert f <= bound, f"the last face was finished only at frame {f} (bound {bound})"
+    assert not eng._segments, "the ended track's window faces are still held"
+
+
 def test_off_mode_equals_plain_forward(tiny) -> None:
     crop = _crop(5)
     out = _run(tiny, [[(1, crop)]], temporal="off", fidelity=0.7)[0][0].restored

@@ -96,10 +96,15 @@ class FaceEngine:
                 self._segments.setdefault(it.segment, deque()).append(it)
             self._track_last_seen[it.track_id] = frame_index
             self._to_encode.append(it)
-        while len(self._to_encode) >= self.batch_size:
+        # A short batch goes when its oldest face has waited longer than a full batch takes to
+        # gather: otherwise the last faces of a track would wait for the next face (maybe
+        # minutes later) and every frame after them would be held back in memory.
+        while len(self._to_encode) >= self.batch_size or self._stale(
+                self._to_encode, self.batch_size):
             self._encode(self.batch_size)
         self._choose_codes(final=False)
-        while len(self._to_decode) >= self.batch_size:
+        while len(self._to_decode) >= self.batch_size or self._stale(
+                self._to_decode, 2 * self.batch_size + self.window):
             self._decode(self.batch_size)
 
     def drain(self) -> None:
@@ -109,6 +114,15 @@ class FaceEngine:
         self._choose_codes(final=True)
         while self._to_decode:
             self._decode(self.batch_size)
+
+    def _stale(self, queue: deque[FaceItem], delay: int) -> bool:
+        """Whether the oldest face of a stage's queue has waited ``delay`` frames or more."""
+        return bool(queue) and self._last_frame - queue[0].frame_index >= delay
+
+    def _closed(self, it: FaceItem) -> bool:
+        """Whether the item's track segment can get no more faces."""
+        return (self._open_segment.get(it.track_id) != it.segment
+                or self._track_last_seen[it.track_id] < self._last_frame)
 
     # -- stages ----------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -142,6 +156,10 @@ class FaceEngine:
             it.indices = p.argmax(dim=-1)
             self._waiting.popleft()
             self._to_decode.append(it)
+        # segments whose track has ended and whose faces all have codes are needed no more
+        for key in [k for k, seg in self._segments.items()
+                    if not seg or (seg[-1].indices is not None and self._closed(seg[-1]))]:
+            del self._segments[key]
 
     def _window_items(self, it: FaceItem, final: bool) -> list[FaceItem] | None:
         """Encoded faces of the item's segment within +-window, or None while some are unknown."""
@@ -149,17 +167,13 @@ class FaceEngine:
         lo, hi = it.frame_index - self.window, it.frame_index + self.window
         members = [s for s in seg if lo <= s.frame_index <= hi]
         if not final:
-            open_ = self._open_segment.get(it.track_id) == it.segment and (
-                self._track_last_seen[it.track_id] == self._last_frame)
-            if open_ and seg[-1].frame_index < hi:
+            if not self._closed(it) and seg[-1].frame_index < hi:
                 return None  # the segment may still grow into the window
             if members[-1].probs is None:
                 return None  # the last face of the window is still waiting to be encoded
         # prune what no later face of this segment can need
         while seg and seg[0].frame_index < it.frame_index + 1 - self.window:
             seg.popleft()
-        if seg[-1] is it and self._open_segment.get(it.track_id) != it.segment:
-            del self._segments[it.segment]  # closed and finished
         return [m for m in members if m.probs is not None]
 
     def _padded(self, values: list[T]) -> list[T]:
