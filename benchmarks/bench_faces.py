@@ -17,7 +17,9 @@ needs ``../shared`` (media and the YuNet model; ``VIDRESTORE_SHARED`` moves it).
   removed (:func:`vidrestore.faces.metrics.path_error`), smoothed / raw; a centred Gaussian filter
   of the raw points (best sigma of 1-4 in hindsight) is shown for reference, and the lag of the
   smoothed path. Target: <= 0.40x. The slow part of the raw error (Gaussian, sigma 8 frames) is
-  shown too: it is pose-dependent detector bias, a floor that no smoother can go below.
+  shown too: it is pose-dependent detector bias, a floor that no smoother of the detections alone
+  can go below; registering the face's pixels (``FaceOptions.register``, on by default) is what
+  gets under it.
 * **speed** - detection + tracking + smoothing (``FaceStream.push``/``flush``, YuNet, default
   options) on pre-decoded 1280x720 frames with two moving faces, and on the real 720x1080 clip
   ``lp_s13.mp4``. Wall time and process CPU time; target >= 30 fps for 720p on 2 cores.
@@ -159,7 +161,7 @@ def bench_accuracy(options: FaceOptions) -> None:
         gauss = min(path_error(gaussian_filter1d(raw.astype(float), s, axis=0, mode="nearest"),
                                truth) for s in (1, 1.5, 2, 3, 4))
         # The slow part of the raw error is detector bias that follows pose, not noise: no
-        # smoother that follows the detections removes it, so it bounds the ratio from below.
+        # smoother of the detections alone removes it (the registration of the pixels does).
         slow = np.sqrt(np.mean(np.sum(gaussian_filter1d(
             path_errors(raw, truth), 8, axis=0, mode="nearest") ** 2, axis=2)))
         ratios.append(e_smooth / e_raw)

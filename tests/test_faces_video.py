@@ -31,6 +31,7 @@ from vidrestore.faces.detect import (
     load_retinaface_weights,
 )
 from vidrestore.faces.metrics import identity_score, path_error
+from vidrestore.faces.register import FaceRegistrar
 from vidrestore.faces.synthetic import Actor, Motion, Scene, Sprite, render, sprites_from_photo
 from vidrestore.io.frame import Frame
 from vidrestore.tracking import track_video
@@ -346,3 +347,51 @@ def test_cli_track_command(face_clip, tmp_path, mirror_dir, monkeypatch) -> None
     assert none.exit_code == 2 and "nothing to write" in none.output
     bad = runner.invoke(cli, ["track", str(face_clip), "--report", str(rep), "--smooth", "-1"])
     assert bad.exit_code == 2
+
+
+# -- registration -------------------------------------------------------------------------------
+
+
+def test_registration_carries_landmarks_with_the_face(sprites) -> None:
+    """Landmarks registered on a moved, turned and scaled copy of a face land where the known
+    transform puts them, from a noisy detection, and a face too small is left to the detector."""
+    sp = sprites[1]
+    canvas = np.full((400, 400, 3), 80, np.uint8)
+    frames, truths = [], []
+    for t in range(8):
+        m = Motion((200 + 1.7 * t, 200 - 0.9 * t), scale=1.2 * (1 + 0.01 * t),
+                   angle_swing=0.0).affine(0, sp.centre)
+        turn = cv2.getRotationMatrix2D((200 + 1.7 * t, 200 - 0.9 * t), 1.5 * t, 1.0)
+        affine = np.vstack([turn, [0, 0, 1]]) @ np.vstack([m, [0, 0, 1]])
+        img = canvas.astype(np.float32)
+        rgb = cv2.warpAffine(sp.pixels, affine[:2], (400, 400)).astype(np.float32)
+        alpha = cv2.warpAffine(sp.alpha, affine[:2], (400, 400))[:, :, None]
+        frames.append(np.clip(img * (1 - alpha) + rgb * alpha, 0, 255).astype(np.uint8))
+        truths.append(transform_points(affine[:2], sp.landmarks))
+    rng = np.random.default_rng(1)
+    reg = FaceRegistrar()
+    first = reg.step(frames[0], truths[0])
+    assert first is not None and first.restarted
+    registered, detected = [], []
+    for frame, truth in zip(frames[1:], truths[1:], strict=True):
+        noisy = truth + rng.normal(0, 2.0, truth.shape)  # detections 2 px off per coordinate
+        out = reg.step(frame, noisy)
+        assert out is not None and not out.restarted and out.cc > 0.95
+        registered.append(out.landmarks - truth)
+        detected.append(noisy - truth)
+    rms = float(np.sqrt(np.mean(np.square(registered))))
+    assert rms < 0.5 * float(np.sqrt(np.mean(np.square(detected)))), rms
+    tiny = cv2.resize(frames[0], None, fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA)
+    assert FaceRegistrar().step(tiny, truths[0] * 0.1) is None
+
+
+def test_registration_follows_roll_the_detector_under_reports(yunet, sprites) -> None:
+    path = Motion((240, 160), velocity=(0.3, 0.1), scale=1.1, angle_swing=8, period=50)
+    frames, truth = clip([Scene(60, [Actor(sprites[1], path)], seed=2)])
+    true = np.array([t[0].landmarks for t in truth])
+    errors = {}
+    for register in (False, True):
+        result = run_stream(FaceStream(yunet, FaceOptions(register=register)), frames)
+        est = np.array([ff.faces[0].landmarks for ff in result])
+        errors[register] = path_error(est, true)
+    assert errors[True] < 0.7 * errors[False], errors

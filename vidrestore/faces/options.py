@@ -38,6 +38,10 @@ class FaceOptions:
     smooth: float = opt(
         1.0, "Landmark smoothing strength: 0 = raw detections, 1 = default, higher = steadier.",
         min=0.0, max=20.0)
+    register: bool = opt(
+        True, "Also follow each face by registering its pixels to a reference view of it, so "
+        "the alignment moves with the face itself and not with the detector's pose-dependent "
+        "landmark error (e.g. under-reported head roll).")
     lookahead: int = opt(
         12, "Frames each frame waits for, so its landmarks are smoothed with what follows and "
         "gaps up to this long are interpolated (ignored in causal mode).", min=0, max=120)

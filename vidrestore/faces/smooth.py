@@ -10,6 +10,15 @@ The five landmarks are split into what moves fast and what does not:
   Modelled as a slow random walk, so detector noise in the relative positions of the points is
   averaged over many frames.
 
+When the track is also followed by image registration (:mod:`.register`), each frame has a
+second pose measurement: precise from frame to frame, but offset by a constant that belongs to
+the registration's reference (the detection it started from). The pose state then carries that
+offset too, as a very slow random walk (restarted with the reference), so the detections fix
+only where the face is on average over many frames, and the registration how it moves, including
+the part of the pose the detector reports wrongly (YuNet under-reports roll). The registration's
+noise follows its match quality, so on a face whose look changes (speech, a turning head) the
+detections weigh in more.
+
 Measurement noise follows the detector's confidence and the face size (noise proportional to
 the face, plus a floor in pixels, so a small or uncertain face is trusted less); process noise
 follows the face size, so smoothing behaves alike for faces of any size, and it is raised while
@@ -34,6 +43,7 @@ from filterpy.kalman import rts_smoother
 from filterpy.kalman import update as kf_update
 
 from .align import TEMPLATE_512
+from .register import Registration
 
 _CENTRED = TEMPLATE_512.astype(np.float64) - TEMPLATE_512.astype(np.float64).mean(axis=0)
 _RADIUS = float(np.sqrt((_CENTRED**2).sum(axis=1).mean()))  # template px
@@ -68,6 +78,15 @@ class SmootherTuning:
     """Largest factor on the acceleration variance while the face moves unexpectedly."""
     shape_rel: float = 0.002
     """Shape drift per frame (standard deviation, relative to the template radius) at strength 1."""
+    registration_rel: float = 0.6
+    """Registration noise per pose value is ``registration_rel * sqrt(1 - cc)`` of the radius
+    (``cc``: the match's correlation) plus ``registration_floor``."""
+    registration_floor: float = 0.003
+    offset_walk_rel: float = 0.0002
+    """Drift per frame of the registration's offset from the detections (relative to the
+    radius). The detections pull the registration back over about (pose noise of one detection /
+    this) frames, some 150 by default: longer than the detector's pose-dependent error lasts,
+    short enough to undo a reference that slowly went wrong."""
     init_velocity_rel: float = 0.05
     """Prior uncertainty of a new track's velocity, per frame."""
 
@@ -108,7 +127,8 @@ class LandmarkSmoother:
     landmarks and score (``None`` where the face was missed).
     :meth:`smoothed` and :meth:`filtered` give the estimate for any stored frame;
     :meth:`forget_before` drops what is no longer needed, so memory stays bounded by the
-    look-ahead. The pose state is the four pose values and their velocities.
+    look-ahead. The pose state is the four pose values, their velocities and the offset of the
+    registration's pose measurement.
     """
 
     def __init__(
@@ -120,15 +140,15 @@ class LandmarkSmoother:
         self.tuning = tuning or SmootherTuning()
         self.first = int(first_frame)
         self._next = int(first_frame)
-        self._x: np.ndarray | None = None  # pose state (8, 1): values, then velocities
+        self._x: np.ndarray | None = None  # pose state (12, 1): values, velocities, offsets
         self._p: np.ndarray | None = None
         self._s: np.ndarray | None = None  # shape state (10, 1)
         self._sp: np.ndarray | None = None
         # Per stored frame: filtered state, covariance and the noise of the next transition.
         # Every pose value (and every shape value) has the same model and noise, so covariances
         # are Kronecker products kron(C, I) and only the small factor C matters. Both parts are
-        # stored together as a (3, 10) state [pose values; pose velocities; shape] (pose rows
-        # padded with zeros) with a block-diagonal 3x3 covariance, so one RTS pass on that
+        # stored together as a (4, 10) state [pose values; velocities; offsets; shape] (pose
+        # rows padded with zeros) with a block-diagonal 4x4 covariance, so one RTS pass on that
         # reduced form smooths both exactly (the blocks never mix).
         self._xs: list[np.ndarray] = []
         self._ps: list[np.ndarray] = []
@@ -143,23 +163,27 @@ class LandmarkSmoother:
         """The newest frame stepped (``first_frame - 1`` before any step)."""
         return self._next - 1
 
-    def step(self, landmarks: np.ndarray | None, score: float | None = None) -> None:
-        """Add the next frame: a detection's landmarks and score, or ``None`` if missed."""
+    def step(self, landmarks: np.ndarray | None, score: float | None = None,
+             registered: Registration | None = None) -> None:
+        """Add the next frame: a detection's landmarks and score, or ``None`` if missed, and
+        the registration's result on this frame, if the track is registered."""
         if self._x is None:
             if landmarks is None:
                 raise ValueError("a track's first frame needs a detection")
             self._start(landmarks, score)
         else:
             self._advance(landmarks, score)
+        if registered is not None and landmarks is not None:
+            self._register(registered)
         assert self._x is not None and self._p is not None
         assert self._s is not None and self._sp is not None
         self._raw.append(None if landmarks is None else np.asarray(landmarks, np.float32))
-        x = np.zeros((3, 10))
-        x[:2, :4] = self._x.reshape(2, 4)
-        x[2] = self._s[:, 0]
-        p = np.zeros((3, 3))
-        p[:2, :2] = self._p[np.ix_((0, 4), (0, 4))]
-        p[2, 2] = self._sp[0, 0]
+        x = np.zeros((4, 10))
+        x[:3, :4] = self._x.reshape(3, 4)
+        x[3] = self._s[:, 0]
+        p = np.zeros((4, 4))
+        p[:3, :3] = self._p[np.ix_(_POSE_ROWS, _POSE_ROWS)]
+        p[3, 3] = self._sp[0, 0]
         self._xs.append(x)
         self._ps.append(p)
         # transition noise to the next frame depends on the current size estimate
@@ -171,7 +195,7 @@ class LandmarkSmoother:
         i = self._index(frame)
         if self.strength == 0 and self._raw[i] is not None:
             return self._raw[i]
-        return compose(self._xs[i][0, :4], self._xs[i][2])
+        return compose(self._xs[i][0, :4], self._xs[i][3])
 
     def smoothed(self, frame: int) -> np.ndarray:
         """Estimate at ``frame`` using every stored frame after it as well (fixed-lag RTS)."""
@@ -180,16 +204,16 @@ class LandmarkSmoother:
             return self._raw[i]
         if i == len(self._xs) - 1:
             return self.filtered(frame)
-        fs = np.broadcast_to(_F3, (len(self._xs) - i, 3, 3))
+        fs = np.broadcast_to(_F4, (len(self._xs) - i, 4, 4))
         x, _, _, _ = rts_smoother(
             np.stack(self._xs[i:]), np.stack(self._ps[i:]), fs, np.stack(self._qs[i:])
         )
-        return compose(x[0, 0, :4], x[0, 2])
+        return compose(x[0, 0, :4], x[0, 3])
 
     def predicted(self, frames_ahead: int = 1) -> np.ndarray:
         """Landmarks expected ``frames_ahead`` after the newest frame (motion model only)."""
         x = self._xs[-1]
-        return compose(x[0, :4] + frames_ahead * x[1, :4], x[2])
+        return compose(x[0, :4] + frames_ahead * x[1, :4], x[3])
 
     def forget_before(self, frame: int) -> None:
         """Drop stored frames older than ``frame`` (the newest one is always kept)."""
@@ -210,7 +234,7 @@ class LandmarkSmoother:
         return sigma
 
     def _transition_q(self) -> np.ndarray:
-        """Reduced (3x3, block-diagonal) process noise for the next transition.
+        """Reduced (4x4, block-diagonal) process noise for the next transition.
 
         Pose: white-noise acceleration following the face size, raised while the recent
         innovations add up to more than noise would (``maneuver_z`` standard deviations of their
@@ -230,25 +254,26 @@ class LandmarkSmoother:
             if size / spread > t.maneuver_z:  # more than noise: the model falls behind
                 boost = float(np.clip((size / k / (t.maneuver_rel * radius)) ** 2, 1.0,
                                       t.maneuver_max))
-        q = np.zeros((3, 3))
+        q = np.zeros((4, 4))
         q[:2, :2] = _WHITE_ACCEL * (boost * accel**2)
-        q[2, 2] = (t.shape_rel * _RADIUS / max(self.strength, 1e-6)) ** 2
+        q[2, 2] = (t.offset_walk_rel * radius) ** 2
+        q[3, 3] = (t.shape_rel * _RADIUS / max(self.strength, 1e-6)) ** 2
         return q
 
     def _start(self, landmarks: np.ndarray, score: float | None) -> None:
         pose, shape, scale = pose_and_shape(landmarks)
         sigma = self._noise(scale, score)
         velocity = self.tuning.init_velocity_rel * scale * _RADIUS
-        self._x = np.concatenate([pose, np.zeros(4)])[:, None]
-        self._p = np.kron(np.diag([sigma**2 / 5, velocity**2]), _I4)
+        self._x = np.concatenate([pose, np.zeros(8)])[:, None]
+        self._p = np.kron(np.diag([sigma**2 / 5, velocity**2, 0.0]), _I4)
         self._s = shape[:, None].copy()
         self._sp = _I10 * (sigma / scale) ** 2
 
     def _advance(self, landmarks: np.ndarray | None, score: float | None) -> None:
         assert self._x is not None and self._s is not None
         q = self._qs[-1]
-        self._x, self._p = kf_predict(self._x, self._p, _POSE_F, np.kron(q[:2, :2], _I4))
-        self._s, self._sp = kf_predict(self._s, self._sp, _I10, q[2, 2] * _I10)
+        self._x, self._p = kf_predict(self._x, self._p, _POSE_F, np.kron(q[:3, :3], _I4))
+        self._s, self._sp = kf_predict(self._s, self._sp, _I10, q[3, 3] * _I10)
         if landmarks is None:
             return
         pose, shape, scale = pose_and_shape(landmarks)
@@ -257,10 +282,29 @@ class LandmarkSmoother:
         r = sigma**2 / 5
         # innovation and its variance (the same for all four values), for maneuver detection
         self._innovations.append((pose - self._x[:4, 0], float(self._p[0, 0]) + r))
-        self._x, self._p = kf_update(self._x, self._p, pose[:, None], _I4 * r, _POSE_H)
+        self._x, self._p = kf_update(self._x, self._p, pose[:, None], _I4 * r, _DETECTED_H)
         self._s, self._sp = kf_update(
             self._s, self._sp, shape[:, None], _I10 * (sigma / scale) ** 2, _I10
         )
+
+    def _registered_pose(self, reg: Registration) -> tuple[np.ndarray, float, float]:
+        """Pose measured by registration, its scale and its noise variance per value."""
+        t = self.tuning
+        pose, _, scale = pose_and_shape(reg.landmarks)
+        rel = t.registration_rel * np.sqrt(max(1.0 - reg.cc, 0.0)) + t.registration_floor
+        return pose, scale, float((rel * scale * _RADIUS) ** 2)
+
+    def _register(self, reg: Registration) -> None:
+        """Fuse the registration's pose: it measures the pose plus the reference's offset."""
+        assert self._x is not None and self._p is not None
+        pose, scale, r = self._registered_pose(reg)
+        if reg.restarted:
+            # a new reference: its offset is unknown, and this frame tells nothing else
+            self._x[8:] = 0.0
+            self._p[8:, :] = 0.0
+            self._p[:, 8:] = 0.0
+            self._p[8:, 8:] = _I4 * (scale * _RADIUS) ** 2
+        self._x, self._p = kf_update(self._x, self._p, pose[:, None], _I4 * r, _REGISTERED_H)
 
     def _index(self, frame: int) -> int:
         i = frame - self.first
@@ -272,9 +316,13 @@ class LandmarkSmoother:
 _I4 = np.eye(4)
 _I10 = np.eye(10)
 _F2 = np.array([[1.0, 1.0], [0.0, 1.0]])  # one value and its velocity
-_F3 = np.eye(3)  # the stored reduced form: [value, velocity] block and shape
+_F3 = np.eye(3)  # one pose value: value, velocity, offset of the registration
 _F3[:2, :2] = _F2
+_F4 = np.eye(4)  # the stored reduced form: the pose block and shape
+_F4[:3, :3] = _F3
+_POSE_ROWS = (0, 4, 8)  # a pose value's value, velocity and offset in the full state
 # discrete white-noise acceleration over one frame (filterpy's Q_discrete_white_noise(2, 1, 1))
 _WHITE_ACCEL = np.array([[0.25, 0.5], [0.5, 1.0]])
-_POSE_F = np.kron(_F2, _I4)
-_POSE_H = np.hstack([_I4, np.zeros((4, 4))])
+_POSE_F = np.kron(_F3, _I4)
+_DETECTED_H = np.hstack([_I4, np.zeros((4, 8))])  # the detector sees the pose
+_REGISTERED_H = np.hstack([_I4, np.zeros((4, 4)), _I4])  # registration: pose + its offset

@@ -28,6 +28,7 @@ from scipy.optimize import linear_sum_assignment
 from .align import similarity_transform, warp_face
 from .options import FaceOptions
 from .records import Detection, TrackedFace, box_iou
+from .register import FaceRegistrar
 from .smooth import LandmarkSmoother, SmootherTuning, pose_and_shape
 
 APPEARANCE_SIZE = 24
@@ -85,6 +86,7 @@ class Track:
     box: np.ndarray
     look: np.ndarray
     detections: dict[int, Detection] = field(default_factory=dict)
+    registrar: FaceRegistrar | None = None
     track_id: int | None = None
     last_detected: int = 0
     hits: int = 0
@@ -161,13 +163,13 @@ class Tracker:
         matched_tracks = {i for i, _ in pairs}
         matched_dets = {j for _, j in pairs}
         for i, j in pairs:
-            self._hit(live[i], n, detections[j], looks[j])
+            self._hit(live[i], n, detections[j], looks[j], pixels)
         for i, track in enumerate(live):
             if i not in matched_tracks:
                 self._miss(track, n, cut)
         for j, det in enumerate(detections):
             if j not in matched_dets:
-                self._start(n, det, looks[j])
+                self._start(n, det, looks[j], pixels)
 
     def finish(self) -> None:
         """End of input: tracks still present are reported even if young."""
@@ -255,8 +257,11 @@ class Tracker:
         return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True)
                 if cost[i, j] < _UNMATCHABLE]
 
-    def _hit(self, track: Track, n: int, det: Detection, look: np.ndarray) -> None:
-        track.smoother.step(det.landmarks, det.score)
+    def _hit(self, track: Track, n: int, det: Detection, look: np.ndarray,
+             pixels: np.ndarray) -> None:
+        registered = None if track.registrar is None else track.registrar.step(
+            pixels, det.landmarks)
+        track.smoother.step(det.landmarks, det.score, registered)
         track.detections[n] = det
         track.box = det.box
         mixed = 0.7 * track.look + 0.3 * look
@@ -278,10 +283,13 @@ class Tracker:
         track.smoother.step(None)
         track.box = predicted
 
-    def _start(self, n: int, det: Detection, look: np.ndarray) -> None:
+    def _start(self, n: int, det: Detection, look: np.ndarray, pixels: np.ndarray) -> None:
         smoother = LandmarkSmoother(n, self.options.smooth, self.tuning)
-        smoother.step(det.landmarks, det.score)
-        track = Track(self._next_key, n, smoother, det.box, look, {n: det}, last_detected=n, hits=1)
+        registrar = FaceRegistrar() if self.options.register else None
+        smoother.step(det.landmarks, det.score,
+                      None if registrar is None else registrar.step(pixels, det.landmarks))
+        track = Track(self._next_key, n, smoother, det.box, look, {n: det}, last_detected=n,
+                      hits=1, registrar=registrar)
         self._next_key += 1
         self.tracks.append(track)
         if track.hits >= self.options.min_hits:
