@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .align import FACE_SIZE, similarity_transform, transform_points
+from .align import FACE_SIZE, affine_scale, similarity_transform, transform_points
 
 _SAMPLE = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
 
@@ -41,8 +41,6 @@ class RegistrationTuning:
     """Correlation below which the reference is renewed from the current frame."""
     restart_cc: float = 0.6
     """Correlation below which the match is not used and the reference restarts."""
-    every: int = 1
-    """Register every this many detected frames (the smoother carries the pose in between)."""
     min_scale: float = 0.5
     """Frame pixels per patch pixel below which a face is not registered: a face that small
     (eyes about 12 pixels apart) has too few pixels for the match to beat the detector."""
@@ -80,22 +78,17 @@ class FaceRegistrar:
         self._points: np.ndarray | None = None  # reference landmarks, patch px
         self._patch_to_frame: np.ndarray | None = None  # 3x3, current frame
         self._detection_map: np.ndarray | None = None  # 3x3 template -> frame, last detection
-        self._skipped = 0
 
     def step(self, pixels: np.ndarray, landmarks: np.ndarray) -> Registration | None:
         """Register frame ``pixels`` (RGB or grey) given this frame's detected ``landmarks``;
         None for a face too small to register."""
         detection_map = _inverse(_square(similarity_transform(landmarks)))
-        scale = float(np.sqrt(np.linalg.det(detection_map[:2, :2]))) * FACE_SIZE / self.tuning.patch
+        scale = affine_scale(detection_map[:2]) * FACE_SIZE / self.tuning.patch
         if scale < self.tuning.min_scale:
             self._reference = None
             return None
         if self._reference is None or self._patch_to_frame is None:
             return self._restart(pixels, landmarks, detection_map)
-        self._skipped += 1
-        if self._skipped < self.tuning.every:
-            return None
-        self._skipped = 0
         # start from the previous match moved as the detections moved (follows fast motion)
         guess = detection_map @ _inverse(self._detection_map) @ self._patch_to_frame
         self._detection_map = detection_map
@@ -131,8 +124,7 @@ class FaceRegistrar:
         then shrunk by area averaging, so the patch is not badly aliased.
         """
         side = self.tuning.patch
-        scale = float(np.sqrt(abs(np.linalg.det(patch_to_frame[:2, :2]))))
-        over = 2 if scale > 2.0 else 1
+        over = 2 if affine_scale(patch_to_frame[:2]) > 2.0 else 1
         m = patch_to_frame @ np.diag([1.0 / over, 1.0 / over, 1.0])
         patch = cv2.warpAffine(pixels, m[:2], (side * over, side * over), flags=_SAMPLE,
                                borderMode=cv2.BORDER_REPLICATE)

@@ -287,17 +287,13 @@ class LandmarkSmoother:
             self._s, self._sp, shape[:, None], _I10 * (sigma / scale) ** 2, _I10
         )
 
-    def _registered_pose(self, reg: Registration) -> tuple[np.ndarray, float, float]:
-        """Pose measured by registration, its scale and its noise variance per value."""
-        t = self.tuning
-        pose, _, scale = pose_and_shape(reg.landmarks)
-        rel = t.registration_rel * np.sqrt(max(1.0 - reg.cc, 0.0)) + t.registration_floor
-        return pose, scale, float((rel * scale * _RADIUS) ** 2)
-
     def _register(self, reg: Registration) -> None:
         """Fuse the registration's pose: it measures the pose plus the reference's offset."""
         assert self._x is not None and self._p is not None
-        pose, scale, r = self._registered_pose(reg)
+        t = self.tuning
+        pose, _, scale = pose_and_shape(reg.landmarks)
+        rel = t.registration_rel * np.sqrt(max(1.0 - reg.cc, 0.0)) + t.registration_floor
+        r = float((rel * scale * _RADIUS) ** 2)
         if reg.restarted:
             # a new reference: its offset is unknown, and this frame tells nothing else
             self._x[8:] = 0.0
