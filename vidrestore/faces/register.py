@@ -3,9 +3,10 @@
 Detector landmarks carry an error that follows the pose: YuNet, for one, reports only part of a
 face's roll, so a smoother that follows the detections inherits that error however long it
 averages. The face's pixels do not have it. Each track keeps a small grey reference patch of its
-face in template coordinates (the inner face of the 512x512 aligned crop, ``patch`` pixels wide)
-and, on every detected frame, finds by ECC (``cv2.findTransformECC``, an affine fit reduced to a
-similarity) where that patch lies in the new frame. Carrying the reference's landmarks with that
+face in template coordinates (the inner face of the 512x512 aligned crop, sampled at ``patch``
+pixels per 512 and cropped to the matched ellipse) and, on every detected frame, finds by ECC
+(``cv2.findTransformECC``, an affine fit reduced to a similarity) where that patch lies in the
+new frame. Carrying the reference's landmarks with that
 transform gives landmarks that move rigidly with the face: precise from frame to frame, and
 offset from the truth only by a constant (the detection the reference started from), which the
 smoother estimates from the detections over the whole track.
@@ -32,7 +33,8 @@ class RegistrationTuning:
     """How the registration samples and matches the face."""
 
     patch: int = 96
-    """Side of the reference patch (template 512 space scaled down to it)."""
+    """Sampling density: the 512 template at this many pixels (the patch itself covers only
+    the matched ellipse's bounding box, so the match costs no pixels it does not use)."""
     iterations: int = 5
     """ECC iterations per frame (it starts from the detection's motion, so few are needed)."""
     eps: float = 1e-3
@@ -70,9 +72,13 @@ class FaceRegistrar:
         self.tuning = tuning or RegistrationTuning()
         t = self.tuning
         k = t.patch / FACE_SIZE
-        self._to_patch = np.diag([k, k, 1.0])  # template 512 px -> patch px
-        yy, xx = np.mgrid[0 : t.patch, 0 : t.patch].astype(np.float32) / k
         (cx, cy), (ax, ay) = t.mask_centre, t.mask_axes
+        # the ellipse's bounding box plus a pixel for the match's smoothing and gradients
+        x0, y0 = np.floor(k * (cx - ax)) - 1, np.floor(k * (cy - ay)) - 1
+        self._size = (int(np.ceil(k * (cx + ax)) + 1 - x0), int(np.ceil(k * (cy + ay)) + 1 - y0))
+        self._to_patch = np.array([[k, 0.0, -x0], [0.0, k, -y0], [0.0, 0.0, 1.0]])
+        yy, xx = np.mgrid[0 : self._size[1], 0 : self._size[0]].astype(np.float32)
+        xx, yy = (xx + x0) / k, (yy + y0) / k  # template 512 px
         self._mask = ((((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2) <= 1).astype(np.uint8)
         self._reference: np.ndarray | None = None
         self._points: np.ndarray | None = None  # reference landmarks, patch px
@@ -123,15 +129,15 @@ class FaceRegistrar:
         A face more than twice the patch's size is sampled at twice the patch's resolution and
         then shrunk by area averaging, so the patch is not badly aliased.
         """
-        side = self.tuning.patch
+        w, h = self._size
         over = 2 if affine_scale(patch_to_frame[:2]) > 2.0 else 1
         m = patch_to_frame @ np.diag([1.0 / over, 1.0 / over, 1.0])
-        patch = cv2.warpAffine(pixels, m[:2], (side * over, side * over), flags=_SAMPLE,
+        patch = cv2.warpAffine(pixels, m[:2], (w * over, h * over), flags=_SAMPLE,
                                borderMode=cv2.BORDER_REPLICATE)
         if patch.ndim == 3:
             patch = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)
         if over > 1:
-            patch = cv2.resize(patch, (side, side), interpolation=cv2.INTER_AREA)
+            patch = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)
         return patch.astype(np.float32)
 
 
