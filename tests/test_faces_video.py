@@ -8,6 +8,7 @@ face on every frame is known.
 from __future__ import annotations
 
 import json
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -340,6 +341,9 @@ def test_cli_track_command(face_clip, tmp_path, mirror_dir, monkeypatch) -> None
     assert res.exit_code == 0, res.output
     assert "2 face track(s)" in res.output and "#1: frames 0-19" in res.output
     assert out.exists() and json.loads(rep.read_text())["schema"] == 1
+    umask = os.umask(0)
+    os.umask(umask)
+    assert rep.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() would make it
     again = runner.invoke(cli, args)
     assert again.exit_code == 4 and "exists" in again.output
     assert runner.invoke(cli, [*args, "--overwrite", "--json"]).exit_code == 0
@@ -347,6 +351,13 @@ def test_cli_track_command(face_clip, tmp_path, mirror_dir, monkeypatch) -> None
     assert none.exit_code == 2 and "nothing to write" in none.output
     bad = runner.invoke(cli, ["track", str(face_clip), "--report", str(rep), "--smooth", "-1"])
     assert bad.exit_code == 2
+    other = tmp_path / "other.mp4"
+    for report in (tmp_path / "no" / "t.json", other, face_clip):  # refused before any work
+        res = runner.invoke(cli, ["track", str(face_clip), "-o", str(other), "--report",
+                                  str(report), "--overwrite", "--no-progress"])
+        assert res.exit_code == 4 and len(res.output.strip().splitlines()) == 1, res.output
+        assert not other.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
 # -- registration -------------------------------------------------------------------------------

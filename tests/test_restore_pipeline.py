@@ -197,16 +197,25 @@ def test_cli_restore_is_deterministic_and_refuses_to_overwrite(tmp_path, ckpt, c
     assert "exists" in r.stderr and a.read_bytes() == before
 
 
-@pytest.mark.parametrize("case", ["not_video", "missing_weights", "same_path"])
+@pytest.mark.parametrize("case", ["not_video", "missing_weights", "same_path", "report_taken",
+                                  "report_folder_missing", "compare_is_output"])
 def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case) -> None:
     env = dict(mirror_env, VIDRESTORE_OFFLINE="1")
     src, out = clip, tmp_path / "out.mp4"
     args = ["--weights", str(ckpt)]
+    kept = tmp_path / "tracks.json"
+    kept.write_text("{}\n")
     if case == "not_video":
         src = tmp_path / "notes.mp4"
         src.write_text("not a video\n")
     elif case == "missing_weights":
         args = []
+    elif case == "report_taken":  # refused before the run, not after it
+        args += ["--report", str(kept)]
+    elif case == "report_folder_missing":
+        args += ["--report", str(tmp_path / "no" / "tracks.json")]
+    elif case == "compare_is_output":
+        args += ["--compare", str(out)]
     else:
         out = clip
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
@@ -216,6 +225,7 @@ def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
     if case != "same_path":
         assert not out.exists()
+    assert kept.read_text() == "{}\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .concurrency import BackgroundSink, prefetch
-from .errors import OutputError
 from .faces import FaceDetector, FaceOptions, FaceStream, FrameFaces, create_detector
 from .faces.draw import draw_faces
 from .faces.report import ReportCollector, TrackReport
 from .io import VideoReader, VideoWriter, WriterOptions
 from .io.frame import Frame
+from .io.paths import AtomicOutput, check_output, discard_on_error
 
 ProgressCallback = Callable[[int, "int | None"], None]
 
@@ -66,11 +66,14 @@ def track_video(
 
     options = options or FaceOptions()
     report_path = Path(report) if report is not None else None
-    if report_path is not None and report_path.exists() and not overwrite:
-        raise OutputError(f"{report_path}: exists; use --overwrite to replace it")
+    if report_path is not None:
+        others = [Path(src)] + ([Path(preview)] if preview is not None else [])
+        check_output(report_path, others, overwrite=overwrite)
     detector = detector or create_detector(options.detector, options, device=device)
     stream = FaceStream(detector, options)
+    staged: list[AtomicOutput] = []
     with contextlib.ExitStack() as stack:
+        stack.push(discard_on_error(staged))
         reader = stack.enter_context(VideoReader(src, start=start, end=end))
         collector = ReportCollector.for_video(reader.info)
         write: Callable[[Frame], None] | None = None
@@ -104,7 +107,12 @@ def track_video(
         for frame in prefetch(reader, 4, "reader"):
             take(stream.push(frame))
         take(stream.flush())
-    result = collector.report()
-    if report_path is not None:
-        result.write(report_path, overwrite=True)
+        result = collector.report()
+        # staged before the preview is committed, so a report that cannot be written leaves
+        # no preview behind either
+        if report_path is not None:
+            staged.append(result.stage(report_path, overwrite=overwrite))
+    for target in staged:
+        target.commit()
     return result
+

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, SourceError
+from ..io.paths import AtomicOutput, check_output
 from .records import FrameFaces, TrackedFace
 
 SCHEMA = 1
@@ -128,7 +128,13 @@ class TrackReport:
 
     def write(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
         """Write the report as JSON (atomically: a temporary file renamed into place)."""
-        return _write_json(Path(path), self.to_dict(), overwrite=overwrite)
+        self.stage(path, overwrite=overwrite).commit()
+        return Path(path)
+
+    def stage(self, path: str | os.PathLike[str], *, overwrite: bool) -> AtomicOutput:
+        """Write the report to a temporary file beside ``path``, for the caller to commit
+        together with the outputs it belongs to (or discard if they fail)."""
+        return _stage_json(Path(path), self.to_dict(), overwrite=overwrite)
 
 
 def _entry(f: Mapping[str, Any]) -> FaceEntry:
@@ -254,13 +260,16 @@ def tracks_report(
     return TrackReport(video_facts(info, **extra), entries).to_dict()
 
 
-def write_tracks_report(
+def stage_tracks_report(
     path: str | os.PathLike[str],
     info: Any,
     tracks: Mapping[int, Sequence[TrackedFace]] | Iterable[FrameFaces],
     pts: Mapping[int, int] | None = None,
-) -> Path:
-    """Write ``tracks.json`` for ``info``'s video from faces grouped by ID or from FrameFaces."""
+    *,
+    overwrite: bool,
+) -> AtomicOutput:
+    """Stage ``tracks.json`` for ``info``'s video from faces grouped by ID or from FrameFaces;
+    the caller commits it (see :meth:`TrackReport.stage`)."""
     if isinstance(tracks, Mapping):
         data = tracks_report(tracks, info=info, pts=pts)
     else:
@@ -268,7 +277,7 @@ def write_tracks_report(
         for ff in tracks:
             collector.add(ff)
         data = collector.report().to_dict()
-    return _write_json(Path(path), data, overwrite=True)
+    return _stage_json(Path(path), data, overwrite=overwrite)
 
 
 def dumps(data: Mapping[str, Any]) -> str:
@@ -299,20 +308,12 @@ def read_tracks_report(path: str | os.PathLike[str]) -> TrackReport:
     return TrackReport.from_dict(data, source=str(p))
 
 
-def _write_json(path: Path, data: Mapping[str, Any], *, overwrite: bool) -> Path:
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: exists; use --overwrite to replace it")
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: folder {path.parent} does not exist")
+def _stage_json(path: Path, data: Mapping[str, Any], *, overwrite: bool) -> AtomicOutput:
+    check_output(path, (), overwrite=overwrite)
+    target = AtomicOutput(path, overwrite=overwrite)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        target.tmp.write_text(dumps(data), encoding="utf-8")
     except OSError as exc:
+        target.discard()
         raise OutputError(f"{path}: cannot write the tracks report ({exc.strerror})") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dumps(data))
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the tracks report ({exc.strerror})") from exc
-    return path
+    return target

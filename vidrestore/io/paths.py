@@ -11,7 +11,7 @@ import errno
 import os
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import OutputError
@@ -94,3 +94,17 @@ class AtomicOutput:
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.tmp)
+
+
+def discard_on_error(staged: list[AtomicOutput]) -> Callable[..., bool]:
+    """An exit callback (for :meth:`contextlib.ExitStack.push`) that discards the outputs in
+    ``staged`` (as it is when the block ends) if the block fails. Pushed first, it also covers
+    failures of the outputs committed by the stack's later callbacks."""
+
+    def exit_(exc_type: type[BaseException] | None, *_: object) -> bool:
+        if exc_type is not None:
+            for target in staged:
+                target.discard()
+        return False
+
+    return exit_

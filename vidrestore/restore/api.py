@@ -20,6 +20,7 @@ from ..concurrency import BackgroundSink, prefetch
 from ..faces import FaceOptions
 from ..io import VideoReader, VideoWriter, WriterOptions
 from ..io.frame import Frame
+from ..io.paths import AtomicOutput, check_output, discard_on_error
 from .options import RestoreOptions
 from .pipeline import Restorer
 
@@ -90,7 +91,10 @@ def restore_video(
 
     t0 = time.perf_counter()
     writer = writer or WriterOptions()
+    _check_side_outputs(src, dst, report, compare, overwrite=writer.overwrite)
+    staged: list[AtomicOutput] = []
     with contextlib.ExitStack() as stack:
+        stack.push(discard_on_error(staged))
         reader = stack.enter_context(VideoReader(src, start=start, end=end))
         info = reader.info
         out = stack.enter_context(VideoWriter(dst, source=info, options=writer, start=start,
@@ -121,17 +125,34 @@ def restore_video(
                 bar.set_postfix(faces=sum(restorer.faces_restored.values()), refresh=False)
             if progress_callback is not None:
                 progress_callback(n, total)
+        if report is not None:
+            # staged before the videos are committed, so a report that cannot be written
+            # leaves no video behind either
+            staged.append(stage_report(report, info, restorer, overwrite=writer.overwrite))
+    for target in staged:
+        target.commit()
     summary = RestoreSummary(
         output=str(dst), frames=restorer.frames_done, faces_restored=restorer.faces_restored,
         tracks=len(restorer.faces_restored), seconds=time.perf_counter() - t0,
         device=str(restorer.device), dtype=str(restorer.dtype).replace("torch.", ""))
-    if report is not None:
-        write_report(report, info, restorer)
     return summary
 
 
-def write_report(path: str | Path, info: object, restorer: Restorer) -> None:
-    """The tracks report of a restore run, in the ``track`` command's schema."""
-    from ..faces.report import write_tracks_report
+def _check_side_outputs(src: str | Path, dst: str | Path, report: str | Path | None,
+                        compare: str | Path | None, *, overwrite: bool) -> None:
+    """Refuse a report or comparison path that is taken, before any work is done."""
+    taken = [Path(src), Path(dst)]
+    for side in (compare, report):
+        if side is not None:
+            check_output(Path(side), taken, overwrite=overwrite)
+            taken.append(Path(side))
 
-    write_tracks_report(path, info, restorer.tracks, pts=restorer.frame_pts)
+
+def stage_report(path: str | Path, info: object, restorer: Restorer, *,
+                 overwrite: bool) -> AtomicOutput:
+    """The tracks report of a restore run, in the ``track`` command's schema, staged beside
+    ``path`` for the caller to commit."""
+    from ..faces.report import stage_tracks_report
+
+    return stage_tracks_report(path, info, restorer.tracks, pts=restorer.frame_pts,
+                               overwrite=overwrite)
