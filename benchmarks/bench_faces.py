@@ -22,7 +22,9 @@ needs ``../shared`` (media and the YuNet model; ``VIDRESTORE_SHARED`` moves it).
   gets under it.
 * **speed** - detection + tracking + smoothing (``FaceStream.push``/``flush``, YuNet, default
   options) on pre-decoded 1280x720 frames with two moving faces, and on the real 720x1080 clip
-  ``lp_s13.mp4``. Wall time and process CPU time; target >= 30 fps for 720p on 2 cores.
+  ``lp_s13.mp4``. Wall time and process CPU time; target >= 30 fps for 720p on 2 cores. The
+  720p clip is also run with ``--no-register``, and the registration step alone
+  (:class:`~vidrestore.faces.register.FaceRegistrar`) is timed on its detected faces.
   Timings depend on what else the machine runs; the load average is printed.
 """
 
@@ -44,6 +46,7 @@ from vidrestore.faces import FaceOptions, FaceStream, FrameFaces
 from vidrestore.faces.align import TEMPLATE_512, similarity_transform, transform_points
 from vidrestore.faces.detect import YuNetDetector
 from vidrestore.faces.metrics import aligned_scales, jitter, lag, path_error, path_errors
+from vidrestore.faces.register import FaceRegistrar
 from vidrestore.faces.synthetic import Actor, Motion, Scene, render, sprites_from_photo
 from vidrestore.io.frame import Frame
 
@@ -194,13 +197,39 @@ def bench_speed(options: FaceOptions, n: int) -> None:
         probe.detect([f.pixels])
     print(f"  reference: YuNet alone on the 640x360 working picture "
           f"{1000 * (time.perf_counter() - wall) / 20:.1f} ms/frame")
-    for name, frames in (("1280x720 synthetic, 2 faces", clip),
-                         ("lp_s13.mp4 720x1080, 1 face", decode(MEDIA / "lp_s13.mp4", n))):
-        result, wall, cpu = run(frames, options)
+    unregistered = replace(options, register=False)
+    for name, frames, opts in (
+        ("1280x720 synthetic, 2 faces", clip, options),
+        ("  the same, --no-register", clip, unregistered),
+        ("lp_s13.mp4 720x1080, 1 face", decode(MEDIA / "lp_s13.mp4", n), options),
+    ):
+        result, wall, cpu = run(frames, opts)
         faces = sum(len(ff.faces) for ff in result)
         print(f"  {name:<30} {len(frames)} frames, {faces} faces: {len(frames) / wall:6.1f} fps "
               f"wall ({1000 * wall / len(frames):.1f} ms/frame, CPU {1000 * cpu / len(frames):.1f}"
               " ms/frame)")
+        if opts is unregistered:
+            print(f"  registration step alone: {registration_ms(result):.2f} ms per face "
+                  "(best of 5 passes)")
+
+
+def registration_ms(result: list[FrameFaces]) -> float:
+    """Time of :meth:`FaceRegistrar.step` per face over the detected faces of ``result``."""
+    tracks: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for ff in result:
+        for face in ff.faces:
+            if face.landmarks_raw is not None:
+                tracks.setdefault(face.track_id, []).append((ff.frame.pixels, face.landmarks_raw))
+    count = sum(len(steps) for steps in tracks.values())
+    best = np.inf
+    for _ in range(5):
+        registrars = {key: FaceRegistrar() for key in tracks}
+        start = time.perf_counter()
+        for key, steps in tracks.items():
+            for pixels, landmarks in steps:
+                registrars[key].step(pixels, landmarks)
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best / max(count, 1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
