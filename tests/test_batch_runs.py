@@ -419,3 +419,62 @@ def test_other_codecs_segments_equal_one_pass(tmp_path: Path, worker: SegmentWor
     meta = _ffprobe_video(got)
     if codec == "prores-4444":
         assert (meta["codec_name"], meta["pix_fmt"]) == ("prores", "yuv444p10le")
+
+
+# -- the batch folder and the command line --------------------------------------------------------
+def test_outputs_never_replace_inputs_or_strangers(tmp_path: Path, weights: Path) -> None:
+    """A batch written into its own source folder, or over a file of the user's, takes a free
+    name; its outputs are not read back as inputs on the next run."""
+    rng = np.random.default_rng(3)
+    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    reels = tmp_path / "reels"
+    reels.mkdir()
+    src = _clip(reels / "reel.mkv", texture, 3, audio=False, codec="ffv1")
+    before = src.read_bytes()
+    (reels / "notes.mkv").write_bytes(b"precious")  # not a video: fails as its own job
+    res = _cli(str(reels), "--out", str(reels), "--weights", str(weights), *CLI_OPTIONS)
+    assert src.read_bytes() == before and (reels / "notes.mkv").read_bytes() == b"precious"
+    jobs = _jobs(reels)
+    assert Path(jobs["reel.mkv"]["output"]).name == "reel-2.mkv", res.output
+    assert jobs["reel.mkv"]["status"] == "done" and (reels / "reel-2.mkv").is_file()
+    assert Path(jobs["notes.mkv"]["output"]).name == "notes-2.mkv"
+    # a folder inside the scanned one: its outputs are not inputs the next time
+    inner = reels / "restored"
+    for _ in range(2):
+        again = _cli(str(reels), "--out", str(inner), "--weights", str(weights), *CLI_OPTIONS)
+        assert set(_jobs(inner)) == {"reel.mkv", "reel-2.mkv", "notes.mkv"}, again.output
+    assert src.read_bytes() == before
+
+
+def test_cli_image_sequence_codecs_and_bad_values(tmp_path: Path, photo: np.ndarray,
+                                                  weights: Path) -> None:
+    scan = tmp_path / "reel3"
+    scan.mkdir()
+    for i, f in enumerate(pan_frames(photo, 3, (W, H))):
+        cv2.imwrite(str(scan / f"{i:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xef\xbb\xbfreel3\r\n")  # saved with a byte-order mark, CRLF
+    out = tmp_path / "out"
+    res = _cli(f"@{listing}", "--out", str(out), "--fps", "24", "--codec", "png",
+               "--weights", str(weights), *CLI_OPTIONS)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (out / "reel3").iterdir())[0] == "reel3_0000001.png"
+    for bad in (["--fps", "24/0"], ["--fps", "abc"], ["--fps", "-24"]):
+        other = tmp_path / "other"
+        res = CliRunner().invoke(cli, ["batch", str(scan), "--out", str(other), *bad])
+        assert res.exit_code == 2 and "fps" in res.output and not other.exists(), res.output
+
+
+def test_unusable_batch_folders_say_why_in_one_line(tmp_path: Path, weights: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / DB_NAME).write_text("not a database\n")
+    clip = tmp_path / "none.mp4"
+    for args in (["status", str(broken)],
+                 [str(clip), "--out", str(broken), "--weights", str(weights)],
+                 [str(clip), "--out", str(clip / "sub"), "--weights", str(weights)]):
+        clip.write_bytes(b"x")
+        res = CliRunner().invoke(cli, ["batch", *args])
+        assert res.exit_code not in (0, 1) and isinstance(res.exception, SystemExit), res.output
+        assert len(res.output.strip().splitlines()) == 1, res.output
+    assert (broken / DB_NAME).read_text() == "not a database\n"

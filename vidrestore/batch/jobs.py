@@ -152,6 +152,20 @@ class JobDB:
         except sqlite3.Error as exc:
             raise OutputError(f"{self.path}: cannot open the job database ({exc})") from exc
         self._db.row_factory = sqlite3.Row
+        try:
+            version = self._open(create)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise OutputError(f"{self.path}: not a usable job database ({exc}); move it away "
+                              "to start this folder's batch afresh") from exc
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            found = None if version is None else version[0]
+            self._db.close()
+            raise UsageError(f"{self.path}: job database schema {found}; this version reads "
+                             f"schema {SCHEMA_VERSION}")
+
+    def _open(self, create: bool) -> sqlite3.Row | None:
+        """Set the connection up (creating the tables if asked); the stored schema version."""
         self._db.execute("PRAGMA foreign_keys = ON")
         if create:
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -164,11 +178,7 @@ class JobDB:
                         db.execute(stmt)
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
                            (str(SCHEMA_VERSION),))
-        version = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if version is None or int(version[0]) != SCHEMA_VERSION:
-            found = None if version is None else version[0]
-            raise UsageError(f"{self.path}: job database schema {found}; this version reads "
-                             f"schema {SCHEMA_VERSION}")
+        return self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
 
     def close(self) -> None:
         self._db.close()

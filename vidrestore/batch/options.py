@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..io.reader import parse_fps
 from ..options import opt, validate
 
 OUTPUT_CODECS = ("ffv1", "prores-hq", "prores-4444", "h264", "h265", "dpx", "tiff", "png")
@@ -52,6 +53,8 @@ class BatchOptions:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.fps is not None:
+            parse_fps(self.fps)  # refused here, before any job runs
 
     @property
     def suffix(self) -> str:

@@ -33,6 +33,7 @@ from .runner import (
     SourceHasher,
     batch_lock,
     finalize,
+    make_out_dir,
     prepare,
 )
 from .segments import JobSpec, Plan, SegmentWorker
@@ -117,7 +118,7 @@ def run_batch_ray(sources: Sequence[str | os.PathLike[str]], config: BatchConfig
     actor_cls = ray.remote(RestoreWorker).options(
         num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=-1,
         max_task_retries=0, runtime_env={"env_vars": env} if env else None)
-    config.out_dir.mkdir(parents=True, exist_ok=True)
+    make_out_dir(config.out_dir)
     with batch_lock(config.out_dir), JobDB(config.out_dir) as db:
         queue, ids = prepare(sources, config, db, say)
         if not queue:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SourceError, UsageError, VidrestoreError
+from ..errors import OutputError, SourceError, UsageError, VidrestoreError
 from ..faces.options import FaceOptions
 from ..io import WriterOptions
 from ..restore.options import RestoreOptions
@@ -130,12 +130,13 @@ def decide(sources: Sequence[Source], config: BatchConfig, db: JobDB | None) -> 
 
 
 def _free_output(config: BatchConfig, src: Source, taken: set[str]) -> Path:
-    """``DIR/NAME.ext``, or ``DIR/NAME-2.ext``... when another input already has that name."""
+    """``DIR/NAME.ext``, or ``DIR/NAME-2.ext``... when another input already has that name or
+    something not of this batch is there (a file of the user's, or the input itself)."""
     n = 1
     while True:
         name = src.name if n == 1 else f"{src.name}-{n}"
         dst = output_path(config.out_dir, name, config.batch)
-        if str(dst) not in taken:
+        if str(dst) not in taken and not os.path.lexists(dst):
             return dst
         n += 1
 
@@ -394,7 +395,7 @@ def prepare(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, db: 
     db.requeue_interrupted()
     todo: list[Job] = []
     ids: list[int] = []
-    for d in decide(expand_sources(sources), config, db):
+    for d in decide(expand_sources(sources, skip=config.out_dir), config, db):
         job = _apply(db, d, config)
         ids.append(job.id)
         if d.error is not None:
@@ -413,7 +414,7 @@ def run_batch(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, *,
     Returns every job's final row; a failed job does not stop the others.
     """
     say = events or (lambda msg: log.info("%s", msg))
-    config.out_dir.mkdir(parents=True, exist_ok=True)
+    make_out_dir(config.out_dir)
     with batch_lock(config.out_dir), JobDB(config.out_dir) as db:
         queue, ids = prepare(sources, config, db, say)
         hasher = SourceHasher()
@@ -432,6 +433,15 @@ def run_batch(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, *,
         finally:
             hasher.close()
         return BatchResult([db.job(i) for i in ids], ran)
+
+
+def make_out_dir(out_dir: Path) -> None:
+    """Create the batch folder (and its parents) or say in one line why it cannot be."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot create the output folder "
+                          f"({exc.strerror or exc})") from exc
 
 
 def run_job_locally(db: JobDB, job: Job, config: BatchConfig, worker: SegmentWorker,
@@ -462,7 +472,7 @@ def dry_run(sources: Sequence[str | os.PathLike[str]], config: BatchConfig) -> l
     """What a run would do, without writing anything."""
     db = JobDB(config.out_dir, create=False) if (config.out_dir / DB_NAME).is_file() else None
     try:
-        return decide(expand_sources(sources), config, db)
+        return decide(expand_sources(sources, skip=config.out_dir), config, db)
     finally:
         if db is not None:
             db.close()

@@ -55,12 +55,17 @@ class Source:
         return self.path.stem or self.path.name
 
 
-def expand_sources(items: Sequence[str | os.PathLike[str]]) -> list[Source]:
-    """The sources named by ``items``, each once, in the order given (folders in name order)."""
+def expand_sources(items: Sequence[str | os.PathLike[str]],
+                   skip: Path | None = None) -> list[Source]:
+    """The sources named by ``items``, each once, in the order given (folders in name order).
+
+    Folder scans leave out the folder ``skip`` (the batch's own output folder, which may lie
+    inside a scanned folder): its outputs are not inputs.
+    """
     out: list[Source] = []
     seen: set[Path] = set()
     for item in items:
-        for src in _expand(str(item), Path.cwd(), 0):
+        for src in _expand(str(item), Path.cwd(), 0, skip):
             if src.path not in seen:
                 seen.add(src.path)
                 out.append(src)
@@ -70,17 +75,17 @@ def expand_sources(items: Sequence[str | os.PathLike[str]]) -> list[Source]:
     return out
 
 
-def _expand(item: str, base: Path, depth: int) -> Iterable[Source]:
+def _expand(item: str, base: Path, depth: int, skip: Path | None) -> Iterable[Source]:
     is_list = item.startswith("@")
     path = _absolute(Path(item[1:] if is_list else item), base)
     if is_list or (path.is_file() and path.suffix.lower() in LIST_SUFFIXES):
         if depth >= _MAX_LIST_DEPTH:
             raise UsageError(f"{path}: list files nested more than {_MAX_LIST_DEPTH} deep")
-        yield from _read_list(path, depth)
+        yield from _read_list(path, depth, skip)
     elif _PATTERN.search(path.name):
         yield Source(path, "sequence")
     elif path.is_dir():
-        yield from _scan_folder(path)
+        yield from _scan_folder(path, skip)
     else:
         yield Source(path, "video")
 
@@ -90,15 +95,15 @@ def _absolute(path: Path, base: Path) -> Path:
     return Path(os.path.abspath(path if path.is_absolute() else base / path))
 
 
-def _read_list(path: Path, depth: int) -> Iterable[Source]:
+def _read_list(path: Path, depth: int, skip: Path | None) -> Iterable[Source]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # lists saved by Windows tools start with a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read the list file ({exc})") from exc
     for line in text.splitlines():
         entry = line.strip()
         if entry and not entry.startswith("#"):
-            yield from _expand(entry, path.parent, depth + 1)
+            yield from _expand(entry, path.parent, depth + 1, skip)
 
 
 def _is_image(p: Path) -> bool:
@@ -109,8 +114,8 @@ def _is_video(p: Path) -> bool:
     return p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
 
 
-def _scan_folder(folder: Path) -> Iterable[Source]:
-    entries = sorted(folder.iterdir(), key=lambda p: p.name)
+def _scan_folder(folder: Path, skip: Path | None) -> Iterable[Source]:
+    entries = sorted((p for p in folder.iterdir() if p != skip), key=lambda p: p.name)
     files = [p for p in entries if p.is_file()]
     if any(_is_image(p) for p in files) and not any(_is_video(p) for p in files):
         yield Source(folder, "sequence")
@@ -119,7 +124,7 @@ def _scan_folder(folder: Path) -> Iterable[Source]:
         if p.name.startswith("."):
             continue
         if p.is_dir():
-            yield from _scan_folder(p)
+            yield from _scan_folder(p, skip)
         elif _is_video(p):
             yield Source(p, "video")
 

@@ -86,8 +86,11 @@ def run(ctx: click.Context, sources: tuple[str, ...], out_dir: Path, verify_inpu
     from ..batch.runner import BatchConfig, describe, run_batch
     from ..batch.runner import dry_run as plan_only
 
+    # --codec is the batch's own choice (BatchOptions), not the writer's codec of that name
+    writer_values = {k: v for k, v in values.items() if k not in _WRITER_EXCLUDE}
     config = BatchConfig(out_dir, restore=build(RestoreOptions, values),
-                         faces=build(FaceOptions, values), writer=build(WriterOptions, values),
+                         faces=build(FaceOptions, values),
+                         writer=build(WriterOptions, writer_values),
                          batch=build(BatchOptions, values), verify_inputs=verify_inputs)
     if dry_run:
         decisions = plan_only(sources, config)

@@ -81,7 +81,7 @@ class VideoReader:
                 raise UsageError(f"{path}: an image sequence needs its frame rate (fps, --fps)")
             if backend == "decord":
                 raise UsageError(f"{path}: the decord backend reads video files only")
-            self._source = SequenceSource(path, _rate(fps))
+            self._source = SequenceSource(path, parse_fps(fps))
         else:
             if fps is not None:
                 raise UsageError(f"{path}: fps applies to image sequences only; video files "
@@ -164,7 +164,8 @@ class VideoReader:
             raise SourceError(f"{info.path}: no frame in the requested range")
 
 
-def _rate(fps: TimeValue) -> Fraction:
+def parse_fps(fps: TimeValue) -> Fraction:
+    """A frame rate given as 24, 29.97 or "30000/1001", exactly; a usage error if it is none."""
     try:
         rate = Fraction(str(fps)) if isinstance(fps, str) else Fraction(fps)
     except (ValueError, ZeroDivisionError) as exc:
