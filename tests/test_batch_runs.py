@@ -233,6 +233,9 @@ def test_killed_batch_resumes_without_redoing_work(tmp_path: Path, photo: np.nda
     for condition in conditions:
         for key, n in _run_until(cmd, env, out, condition).items():
             finished.setdefault(key, n)
+    assert _jobs(out)["b.mp4"]["status"] == "running"  # as the killed run left it
+    shown = json.loads(_cli("status", str(out), "--json").output)
+    assert shown["counts"]["running"] == 0 and shown["counts"]["pending"] == 1  # no run holds it
     (out / ".b.partial-dead.mkv").write_bytes(b"left by a killed writer")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

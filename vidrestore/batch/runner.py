@@ -479,10 +479,36 @@ def dry_run(sources: Sequence[str | os.PathLike[str]], config: BatchConfig) -> l
 
 
 def status(out_dir: Path) -> tuple[list[Job], dict[int, list[SegmentRecord]]]:
-    """Every job of a batch folder and its segments (read only)."""
+    """Every job of a batch folder and its segments (read only).
+
+    A job left ``running`` by a run that was killed shows as ``pending``, which is what the
+    next run makes of it, once no run holds the folder.
+    """
     with JobDB(Path(out_dir), create=False) as db:
         jobs = db.jobs()
-        return jobs, {j.id: db.segments(j.id) for j in jobs}
+        segments = {j.id: db.segments(j.id) for j in jobs}
+    if not batch_running(Path(out_dir)):
+        jobs = [dataclasses.replace(j, status="pending") if j.status == "running" else j
+                for j in jobs]
+    return jobs, segments
+
+
+def batch_running(out_dir: Path) -> bool:
+    """Whether a run holds the folder (see :func:`batch_lock`); True where that is unknown."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fh = open(out_dir / LOCK_NAME, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        return False
 
 
 def describe(d: Decision) -> dict[str, Any]:
