@@ -468,6 +468,24 @@ def test_cli_image_sequence_codecs_and_bad_values(tmp_path: Path, photo: np.ndar
         assert res.exit_code == 2 and "fps" in res.output and not other.exists(), res.output
 
 
+def test_a_finished_job_survives_its_input_going_missing(tmp_path: Path, weights: Path) -> None:
+    rng = np.random.default_rng(9)
+    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    src = _clip(tmp_path / "reel.mp4", texture, 3, audio=False)
+    out = tmp_path / "out"
+    args = (str(src), "--out", str(out), "--weights", str(weights), *CLI_OPTIONS)
+    assert _cli(*args).exit_code == 0
+    recorded = _jobs(out)["reel.mp4"]["output_hash"]
+    src.rename(tmp_path / "away.mp4")  # an unmounted share, a renamed folder
+    res = _cli(*args)
+    assert res.exit_code == 0 and "input unavailable" in res.output, res.output
+    job = _jobs(out)["reel.mp4"]
+    assert (job["status"], job["output_hash"]) == ("done", recorded)
+    (tmp_path / "away.mp4").rename(src)
+    res = _cli(*args)
+    assert res.exit_code == 0 and "done, output verified" in res.output, res.output
+
+
 def test_unusable_batch_folders_say_why_in_one_line(tmp_path: Path, weights: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -146,6 +146,9 @@ def _decide_one(src: Source, job: Job | None, dst: Path, config: BatchConfig,
     try:
         fp = fingerprint(src)
     except SourceError as exc:
+        if job is not None and job.status == "done":  # e.g. a share not mounted: keep the job
+            return Decision(src, "skip", f"input unavailable ({exc}); its output is kept", dst,
+                            job)
         return Decision(src, "new" if job is None else "retry", "input unreadable", dst, job,
                         error=exc)
     if job is None:
