@@ -32,6 +32,7 @@ from vidrestore.cli import cli
 from vidrestore.faces.options import FaceOptions
 from vidrestore.io import WriterOptions
 from vidrestore.restore.options import RestoreOptions
+from vidrestore.restore.pipeline import resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 160, 112
@@ -499,3 +500,26 @@ def test_unusable_batch_folders_say_why_in_one_line(tmp_path: Path, weights: Pat
         assert res.exit_code not in (0, 1) and isinstance(res.exception, SystemExit), res.output
         assert len(res.output.strip().splitlines()) == 1, res.output
     assert (broken / DB_NAME).read_text() == "not a database\n"
+
+
+def test_options_that_do_not_shape_outputs_do_not_redo_jobs(tmp_path: Path, weights: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    rng = np.random.default_rng(11)
+    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    src = _clip(tmp_path / "reel.mp4", texture, 2, audio=False)
+    ckpt = tmp_path / "ckpt.pth"
+    ckpt.write_bytes(weights.read_bytes())
+    out = tmp_path / "out"
+    common = (str(src), "--out", str(out), "--lookahead", "2", "--window", "2")
+    assert _cli(*common, "--weights", str(ckpt)).exit_code == 0  # --device auto
+    picked = str(resolve_device("auto"))
+    monkeypatch.chdir(tmp_path)
+    for same in (["--weights", "./ckpt.pth"],  # the same file, spelled anew
+                 ["--weights", str(ckpt), "--batch-size", "4"],
+                 ["--weights", str(ckpt), "--device", picked]):  # what auto picks
+        res = _cli(*common, *same, "--dry-run")
+        assert res.output.startswith("skip"), (same, res.output)
+    ckpt.write_bytes(ckpt.read_bytes() + b"\0")  # other content at the same path
+    res = _cli(*common, "--weights", str(ckpt), "--dry-run")
+    assert res.output.startswith("redo") and "options changed" in res.output, res.output

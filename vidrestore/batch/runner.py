@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -66,9 +67,17 @@ class BatchConfig:
         self.writer = writer_options(self.batch, self.writer)
 
     def options_json(self) -> str:
-        """The options that shape an output (segment size, retries and sidecars do not)."""
+        """The options that shape an output (segment size, retries and sidecars do not).
+
+        The checkpoint counts by its content, not by how its path is spelled; the device by
+        the one ``auto`` picks; the network's batch size not at all (results do not depend on
+        how faces are grouped).
+        """
         b = self.batch
-        data = {"restore": dataclasses.asdict(self.restore),
+        restore = dataclasses.asdict(self.restore)
+        del restore["batch_size"]
+        restore["weights"], restore["device"] = self._model_identity
+        data = {"restore": restore,
                 "faces": dataclasses.asdict(self.faces),
                 "writer": dataclasses.asdict(self.writer),
                 "batch": {"codec": b.codec, "deinterlace": b.deinterlace, "fps": b.fps}}
@@ -76,6 +85,24 @@ class BatchConfig:
 
     def options_hash(self) -> str:
         return hashlib.sha256(self.options_json().encode()).hexdigest()
+
+    @functools.cached_property
+    def _model_identity(self) -> tuple[str | None, str]:
+        """``sha256:HEX`` of the checkpoint file (None: the verified official one), and the
+        device."""
+        from ..restore.pipeline import resolve_device
+
+        device = self.restore.device
+        if device == "auto":
+            device = str(resolve_device(device))
+        path = self.restore.weights
+        if path is None:
+            return None, device
+        try:
+            with open(path, "rb") as fh:
+                return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest(), device
+        except OSError:  # the job fails on it later, with the loader's own message
+            return path, device
 
 
 @dataclass(frozen=True)
