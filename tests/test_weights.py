@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import os
+import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -26,7 +28,8 @@ PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files`` (name -> bytes); ``server.mode`` bends the answers."""
+    """Serves ``server.files`` (name -> bytes); ``server.mode`` bends the answers, and
+    ``server.modes`` (name -> mode) bends them for one file."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         name = self.path.rsplit("/", 1)[-1]
@@ -35,8 +38,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body is None:
             self.send_error(404)
             return
-        mode = self.server.mode  # type: ignore[attr-defined]
+        mode = self.server.modes.get(name, self.server.mode)  # type: ignore[attr-defined]
         self.send_response(200)
+        if mode == "chunked_drop":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            half = body[: len(body) // 2]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
+            self.wfile.write(b"%x\r\n" % len(body))  # a chunk announced, never sent
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if mode == "truncate":
@@ -61,6 +73,7 @@ def server() -> Iterator[http.server.ThreadingHTTPServer]:
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.files = {}  # type: ignore[attr-defined]
     srv.mode = "ok"  # type: ignore[attr-defined]
+    srv.modes = {}  # type: ignore[attr-defined]
     srv.hits = []  # type: ignore[attr-defined]
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -119,6 +132,94 @@ def test_truncated_download_is_refused(tmp_path: Path, server) -> None:
         store.ensure("m")
     assert not (tmp_path / "model.bin").exists()
     assert not list(tmp_path.glob(".model.bin*"))
+
+
+def test_short_body_is_refused_without_a_published_hash(tmp_path: Path, server) -> None:
+    server.files["short.bin"] = PAYLOAD
+    server.files["model.bin"] = PAYLOAD
+    server.modes["short.bin"] = "truncate"
+    base = _url(server)
+    only_short = WeightStore(tmp_path, mirrors=(), progress=False,
+                             manifest=_spec((base + "/short.bin",), sha=None))
+    with pytest.raises(WeightsError, match="received 150000 of 300000 bytes"):
+        only_short.download("m")
+    assert not (tmp_path / "model.bin").exists()
+    assert not (tmp_path / "recorded.json").exists()
+    store = WeightStore(tmp_path, mirrors=(), progress=False,
+                        manifest=_spec((base + "/short.bin", base + "/model.bin"), sha=None))
+    assert store.download("m").read_bytes() == PAYLOAD
+    assert store.expected("m") == (len(PAYLOAD), PAYLOAD_SHA)
+
+
+def test_dropped_chunked_download_moves_to_next_source(tmp_path: Path, server) -> None:
+    server.files["drop.bin"] = PAYLOAD
+    server.files["model.bin"] = PAYLOAD
+    server.modes["drop.bin"] = "chunked_drop"
+    base = _url(server)
+    only_drop = WeightStore(tmp_path, mirrors=(), progress=False,
+                            manifest=_spec((base + "/drop.bin",), sha=None))
+    with pytest.raises(WeightsError) as info:
+        only_drop.download("m")
+    assert "\n" not in str(info.value) and base + "/drop.bin" in str(info.value)
+    assert not (tmp_path / "model.bin").exists()
+    store = WeightStore(tmp_path, mirrors=(), progress=False,
+                        manifest=_spec((base + "/drop.bin", base + "/model.bin"), sha=None))
+    assert store.download("m").read_bytes() == PAYLOAD
+    assert [h.rsplit("/", 1)[-1] for h in server.hits] == ["drop.bin", "drop.bin", "model.bin"]
+
+
+def test_download_many_tries_every_model_and_names_all_failures(tmp_path: Path, server) -> None:
+    server.files["b.bin"] = PAYLOAD
+    dead = f"http://127.0.0.1:{_free_port()}"
+    manifest = {
+        n: WeightSpec(n, f"{n}.bin", len(PAYLOAD), PAYLOAD_SHA, "MIT", "test", "test file",
+                      (base + f"/{n}.bin",))
+        for n, base in (("a", dead), ("b", _url(server)), ("c", dead))
+    }
+    store = WeightStore(tmp_path, mirrors=(), manifest=manifest, progress=False)
+    with pytest.raises(UsageError, match="nope"):
+        store.download_many(["b", "nope"])
+    assert server.hits == []
+    done: list[str] = []
+    with pytest.raises(WeightsError) as info:
+        store.download_many(["a", "b", "c"], on_done=lambda name, path: done.append(name))
+    msg = str(info.value)
+    assert "\n" not in msg and "a.bin" in msg and "c.bin" in msg and "b.bin" not in msg
+    assert done == ["b"] and (tmp_path / "b.bin").read_bytes() == PAYLOAD
+
+
+def test_unusable_cache_folder_is_one_line_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    home = blocker / "sub"
+    store = WeightStore(home, mirrors=(), manifest=_spec(("http://unused/",), sha=None),
+                        offline=True, progress=False)
+    given = tmp_path / "given.bin"
+    given.write_bytes(PAYLOAD)
+    pattern = f"cache folder {re.escape(str(home))} .*Not a directory"
+    with pytest.raises(WeightsError, match=pattern):
+        store.import_file("m", given)
+    with pytest.raises(WeightsError, match=pattern):
+        store.expected("m")
+    with pytest.raises(WeightsError, match=pattern):
+        store.download("m")
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o027])
+def test_cached_files_get_the_mode_open_would_give(tmp_path: Path, server, umask: int) -> None:
+    server.files["model.bin"] = PAYLOAD
+    store = WeightStore(tmp_path / "home", mirrors=(), progress=False,
+                        manifest=_spec((_url(server) + "/model.bin",)))
+    given = tmp_path / "given.bin"
+    given.write_bytes(PAYLOAD)
+    old = os.umask(umask)
+    try:
+        downloaded = stat.S_IMODE(store.download("m").stat().st_mode)
+        (tmp_path / "home" / "model.bin").unlink()
+        imported = stat.S_IMODE(store.import_file("m", given).stat().st_mode)
+    finally:
+        os.umask(old)
+    assert (downloaded, imported) == (0o666 & ~umask, 0o666 & ~umask)
 
 
 def test_wrong_hash_is_refused_and_next_source_used(tmp_path: Path, server) -> None:
@@ -254,6 +355,34 @@ def test_cli_missing_offline_is_one_line_no_traceback(tmp_path: Path) -> None:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "codeformer.pth" in lines[0]
     assert load_manifest()["codeformer"].urls[0] in lines[0]
+
+
+def test_cli_unusable_cache_folder_is_one_line_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    env = _env(blocker / "sub", VIDRESTORE_OFFLINE="1")
+    given = tmp_path / "given.bin"
+    given.write_bytes(PAYLOAD)
+    for args in (("list",), ("import", "parsenet", str(given))):
+        r = _cli("weights", *args, env=env)
+        assert r.returncode == 5, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, r.stderr
+        assert str(blocker / "sub") in lines[0] and "Not a directory" in lines[0]
+
+
+def test_cli_download_all_gets_what_it_can(tmp_path: Path, mirror_dir: Path) -> None:
+    """Offline, with a mirror holding only the detector: it is fetched although models listed
+    before it are not, and the error names every model that could not be had."""
+    env = _env(tmp_path / "home", VIDRESTORE_OFFLINE="1", VIDRESTORE_MIRROR=str(mirror_dir))
+    r = _cli("weights", "download", "--all", env=env)
+    assert r.returncode == 5, r.stderr
+    assert "yunet: " in r.stdout and (tmp_path / "home" / "face_detection_yunet_2026may.onnx"
+                                       ).is_file()
+    lines = r.stderr.strip().splitlines()
+    failed = re.search(r"could not get \d+ of \d+ model files \(([^)]*)\)", lines[0])
+    assert len(lines) == 1 and failed is not None, r.stderr
+    assert "codeformer" in failed[1].split(", ") and "yunet" not in failed[1].split(", ")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import json
 import logging
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -45,6 +46,10 @@ RECORD_FILE = "recorded.json"
 CHUNK = 1 << 20
 TIMEOUT_S = 30.0
 STALE_PART_S = 600.0
+
+
+class _CacheFolderError(WeightsError):
+    """The cache folder cannot be created, read or written: no source can help."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,25 @@ def mirrors_from_env() -> tuple[str, ...]:
     else:
         pieces = raw.split(os.pathsep)
     return tuple(p.strip() for p in pieces if p.strip())
+
+
+def _announced_length(resp: Any) -> int | None:
+    """The body size the server announced, if any (a chunked body's Content-Length is void)."""
+    if "chunked" in (resp.headers.get("Transfer-Encoding") or "").lower():
+        return None
+    try:
+        n = int(resp.headers.get("Content-Length") or "")
+    except ValueError:
+        return None
+    return n if n >= 0 else None
+
+
+def _cache_error(folder: Path, exc: OSError) -> _CacheFolderError:
+    """One line naming the cache folder and the system's reason."""
+    return _CacheFolderError(
+        f"cache folder {folder} is not usable ({exc.strerror or exc}); "
+        f"set ${HOME_ENV} to a writable folder"
+    )
 
 
 def sha256_file(path: Path) -> str:
@@ -216,6 +240,7 @@ class WeightStore:
         dest = self.path(name)
         if dest.exists() and not force and self.status(name).state == "present":
             return dest
+        self._make_folder(dest.parent)
         failures: list[str] = []
         for source in self._sources(spec):
             is_url = "://" in source
@@ -231,7 +256,12 @@ class WeightStore:
                     fh.flush()
                     self._check(name, tmp, source)
                     os.replace(tmp, dest)
-            except (WeightsError, OSError, urllib.error.URLError, ValueError) as exc:
+            except _CacheFolderError:
+                raise
+            except (
+                WeightsError, OSError, urllib.error.URLError, http.client.HTTPException, ValueError
+            ) as exc:
+                # HTTPException: a body cut short (IncompleteRead) or a garbled answer.
                 reason = getattr(exc, "reason", None) or exc
                 failures.append(f"{source}: {reason}")
                 log.info("could not get %s from %s: %s", spec.file, source, reason)
@@ -240,6 +270,42 @@ class WeightStore:
             log.info("installed %s from %s", dest, source)
             return dest
         raise self._missing_error(name, "; ".join(failures) or "no source to try")
+
+    def download_many(
+        self,
+        names: Iterable[str],
+        *,
+        force: bool = False,
+        on_done: Callable[[str, Path], None] | None = None,
+    ) -> dict[str, Path]:
+        """Download each of ``names``; one that cannot be fetched does not stop the others.
+
+        Unknown names are refused before anything is fetched. ``on_done(name, path)`` runs after
+        each success; the failures are raised together at the end, as one error.
+        """
+        todo = list(dict.fromkeys(names))
+        for name in todo:
+            self.spec(name)
+        done: dict[str, Path] = {}
+        failed: dict[str, WeightsError] = {}
+        for name in todo:
+            try:
+                done[name] = self.download(name, force=force)
+            except _CacheFolderError:
+                raise
+            except WeightsError as exc:
+                failed[name] = exc
+                continue
+            if on_done is not None:
+                on_done(name, done[name])
+        if len(failed) == 1 and len(todo) == 1:
+            raise failed[todo[0]]
+        if failed:
+            raise WeightsError(
+                f"could not get {len(failed)} of {len(todo)} model files ({', '.join(failed)}): "
+                + "; ".join(str(exc) for exc in failed.values())
+            )
+        return done
 
     def import_file(self, name: str, src: Path | str) -> Path:
         """Copy a file the user obtained by hand into the cache, after checking it."""
@@ -269,33 +335,63 @@ class WeightStore:
     @contextlib.contextmanager
     def _staged(self, dest: Path) -> Iterator[tuple[Path, IO[bytes]]]:
         """A temporary file beside ``dest``; removed unless it was renamed into place."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._make_folder(dest.parent)
         for stale in dest.parent.glob(f".{dest.name}.*.part"):
             # Left by a killed process; a live download touches its file every few seconds.
             with contextlib.suppress(OSError):
                 if time.time() - stale.stat().st_mtime > STALE_PART_S:
                     stale.unlink()
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        tmp = Path(name)
+        try:
+            tmp, fd = self._open_part(dest)
+        except OSError as exc:
+            raise _cache_error(dest.parent, exc) from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 yield tmp, fh
         finally:
             tmp.unlink(missing_ok=True)
 
+    @staticmethod
+    def _make_folder(folder: Path) -> None:
+        """Create the cache folder, or say why it cannot be used."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _cache_error(folder, exc) from None
+
+    @staticmethod
+    def _open_part(dest: Path) -> tuple[Path, int]:
+        """Create a new empty ``.part`` file beside ``dest``: (path, descriptor to write).
+
+        ``mkstemp`` always makes 0600 files; asking for 0666 and letting the kernel apply the
+        umask gives the installed file the mode a plain ``open()`` would, so a shared cache stays
+        readable, without touching the process-wide umask (``os.umask`` cannot merely read it).
+        """
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        for _ in range(100):
+            tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+            with contextlib.suppress(FileExistsError):
+                return tmp, os.open(tmp, flags, 0o666)
+        raise FileExistsError(f"no free temporary name beside {dest}")
+
     def _fetch_url(self, url: str, fh: IO[bytes], spec: WeightSpec) -> None:
         from tqdm import tqdm
 
         req = urllib.request.Request(url, headers={"User-Agent": "vidrestore"})
         with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or spec.size
+            announced = _announced_length(resp)
+            received = 0
             with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=spec.file,
-                disable=not self.progress, leave=False,
+                total=announced or spec.size, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=spec.file, disable=not self.progress, leave=False,
             ) as bar:
                 for block in iter(lambda: resp.read(CHUNK), b""):
                     fh.write(block)
+                    received += len(block)
                     bar.update(len(block))
+        # http.client ends a fixed-length body silently when the connection drops early.
+        if announced is not None and received != announced:
+            raise WeightsError(f"received {received} of {announced} bytes the server announced")
 
     @staticmethod
     def _copy_file(src: Path, fh: IO[bytes]) -> None:
@@ -327,6 +423,8 @@ class WeightStore:
             return json.loads(p.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+        except OSError as exc:
+            raise _cache_error(self.home, exc) from None
 
     def _record(self, name: str, path: Path) -> None:
         """Trust-on-first-use record for entries the manifest does not pin."""
@@ -335,8 +433,11 @@ class WeightStore:
         recs = self._records()
         recs[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
         tmp = self.home / f".{RECORD_FILE}.tmp"
-        tmp.write_text(json.dumps(recs, indent=2))
-        os.replace(tmp, self.home / RECORD_FILE)
+        try:
+            tmp.write_text(json.dumps(recs, indent=2))
+            os.replace(tmp, self.home / RECORD_FILE)
+        except OSError as exc:
+            raise _cache_error(self.home, exc) from None
         log.warning(
             "%s has no published hash; recorded sha256 %s on first use in %s",
             path.name, recs[name]["sha256"], self.home / RECORD_FILE,

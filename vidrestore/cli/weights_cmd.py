@@ -59,9 +59,8 @@ def download(names: tuple[str, ...], all_: bool, force: bool) -> None:
     todo = list(store.manifest) if all_ else list(names)
     if not todo:
         raise click.UsageError("name at least one model file, or --all")
-    for name in todo:
-        path = store.download(name, force=force)
-        click.echo(f"{name}: {path}")
+    store.download_many(todo, force=force,
+                        on_done=lambda name, path: click.echo(f"{name}: {path}"))
 
 
 @weights.command()
