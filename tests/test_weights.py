@@ -317,6 +317,30 @@ def test_import_checks_hash(tmp_path: Path) -> None:
         store.import_file("nope", good)
 
 
+def test_import_of_an_unpinned_checkpoint_is_checked_and_can_be_corrected(tmp_path: Path
+                                                                         ) -> None:
+    """A file that is no checkpoint is refused; a checkpoint imported by mistake is replaced
+    (and its first-use record with it) by importing the right one."""
+    import torch
+
+    store = WeightStore(tmp_path / "home", mirrors=(), offline=True, progress=False)
+    page = tmp_path / "parsing_parsenet.pth"
+    page.write_bytes(b"<html>Not Found</html>\n")
+    for junk in (page, tmp_path / "empty.pth"):
+        junk.touch()
+        with pytest.raises(WeightsError, match="not a PyTorch checkpoint"):
+            store.import_file("parsenet", junk)
+    assert not store.path("parsenet").exists() and store.expected("parsenet") == (None, None)
+    first, right = tmp_path / "first.pth", tmp_path / "right.pth"
+    torch.save({"w": torch.zeros(3)}, first)
+    torch.save({"w": torch.ones(5)}, right)
+    store.import_file("parsenet", first)
+    store.import_file("parsenet", right)
+    assert store.path("parsenet").read_bytes() == right.read_bytes()
+    assert store.expected("parsenet")[1] == hashlib.sha256(right.read_bytes()).hexdigest()
+    assert store.status("parsenet").state == "present"
+
+
 def test_mirror_env_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDRESTORE_MIRROR", "http://127.0.0.1:8080/w:/srv/mirror:https://m.example/x")
     assert mirrors_from_env() == ("http://127.0.0.1:8080/w", "/srv/mirror", "https://m.example/x")

@@ -141,6 +141,13 @@ def _cache_error(folder: Path, exc: OSError) -> _CacheFolderError:
     )
 
 
+def _looks_like_checkpoint(path: Path) -> bool:
+    """``torch.save``'s zip archive, or its older pickle stream (not an HTML error page)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head == b"PK\x03\x04" or head[:1] == b"\x80"
+
+
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     h = hashlib.sha256()
@@ -308,17 +315,23 @@ class WeightStore:
         return done
 
     def import_file(self, name: str, src: Path | str) -> Path:
-        """Copy a file the user obtained by hand into the cache, after checking it."""
+        """Copy a file the user obtained by hand into the cache, after checking it.
+
+        For an entry the manifest does not pin, importing is the user's own decision to trust
+        the file: it replaces an earlier first-use record (a wrong file imported by mistake can
+        be corrected by importing the right one).
+        """
         src = Path(src)
         if not src.is_file():
             raise UsageError(f"{src}: no such file")
         dest = self.path(name)
+        pinned = self.spec(name).verified
         with self._staged(dest) as (tmp, fh):
             self._copy_file(src, fh)
             fh.flush()
-            self._check(name, tmp, str(src))
+            self._check(name, tmp, str(src), recorded=pinned)
             os.replace(tmp, dest)
-        self._record(name, dest)
+        self._record(name, dest, replace=not pinned)
         return dest
 
     # -- internals --------------------------------------------------------------------------
@@ -398,8 +411,12 @@ class WeightStore:
         with open(src, "rb") as f:
             shutil.copyfileobj(f, fh, CHUNK)
 
-    def _check(self, name: str, path: Path, source: str) -> None:
-        size, sha = self.expected(name)
+    def _check(self, name: str, path: Path, source: str, *, recorded: bool = True) -> None:
+        """Size and hash as expected (``recorded=False``: a first-use record is not held
+        against the file); a ``.pth`` must at least look like a PyTorch checkpoint."""
+        if self.spec(name).file.endswith(".pth") and not _looks_like_checkpoint(path):
+            raise WeightsError(f"not a PyTorch checkpoint (from {source})")
+        size, sha = self.expected(name) if recorded or self.spec(name).verified else (None, None)
         actual_size = path.stat().st_size
         if size is not None and actual_size != size:
             raise WeightsError(f"size {actual_size} bytes, expected {size} (from {source})")
@@ -426,9 +443,10 @@ class WeightStore:
         except OSError as exc:
             raise _cache_error(self.home, exc) from None
 
-    def _record(self, name: str, path: Path) -> None:
-        """Trust-on-first-use record for entries the manifest does not pin."""
-        if self.spec(name).verified or self.expected(name)[1] is not None:
+    def _record(self, name: str, path: Path, *, replace: bool = False) -> None:
+        """Trust-on-first-use record for entries the manifest does not pin (``replace``: also
+        when one is held)."""
+        if self.spec(name).verified or (self.expected(name)[1] is not None and not replace):
             return
         recs = self._records()
         recs[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
