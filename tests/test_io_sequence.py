@@ -59,10 +59,21 @@ def test_writes_16_bit_images_losslessly(deep_pngs: Path, tmp_path: Path, suffix
 
 
 def test_folder_order_is_natural(tmp_path: Path) -> None:
-    for n, value in ((10, 30), (2, 20), (1, 10)):
-        cv2.imwrite(str(tmp_path / f"shot{n}.png"), np.full((8, 8, 3), value, np.uint8))
+    for n in range(1, 12):  # shot10 and shot11 come after shot9, not after shot1
+        cv2.imwrite(str(tmp_path / f"shot{n}.png"), np.full((8, 8, 3), 10 * n, np.uint8))
     frames = read_all(tmp_path, fps=10)
-    assert [int(f.pixels[0, 0, 0]) for f in frames] == [10, 20, 30]
+    assert [int(f.pixels[0, 0, 0]) for f in frames] == [10 * n for n in range(1, 12)]
+
+
+def test_a_hole_in_the_numbering_is_refused(tmp_path: Path) -> None:
+    for n in (7, 8, 10, 11, 13):
+        cv2.imwrite(str(tmp_path / f"reel_{n:05d}.png"), np.zeros((8, 8, 3), np.uint8))
+    for source in (tmp_path, tmp_path / "reel_%05d.png"):
+        with pytest.raises(SourceError, match=r"2 frame\(s\) missing .* after reel_00008.png"):
+            VideoReader(source, fps=24)
+    (tmp_path / "reel_00009.png").write_bytes((tmp_path / "reel_00008.png").read_bytes())
+    (tmp_path / "reel_00012.png").write_bytes((tmp_path / "reel_00008.png").read_bytes())
+    assert len(read_all(tmp_path, fps=24)) == 7  # numbered from 7: no hole
 
 
 def test_mixed_sizes_and_empty_folders_fail(tmp_path: Path) -> None:

@@ -81,7 +81,23 @@ def sequence_files(source: Path) -> list[Path]:
         raise SourceError(f"{source}: not an image pattern (frame_%06d.png) or a folder")
     if not files:
         raise SourceError(f"{source}: no images found ({', '.join(IMAGE_SUFFIXES)})")
+    _check_numbering(source, files)
     return files
+
+
+def _check_numbering(source: Path, files: list[Path]) -> None:
+    """Refuse a numbered sequence with a hole: every later frame would come one frame early,
+    out of step with the sound and the timecode. Names without one shared numbering pass."""
+    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", p.name) for p in files]
+    if any(m is None for m in parts) or len({(m[1], m[3]) for m in parts if m}) != 1:
+        return
+    numbers = [int(m[2]) for m in parts if m]
+    holes = [(a, b) for a, b in zip(numbers, numbers[1:], strict=False) if b != a + 1]
+    if holes:
+        a, b = holes[0]
+        missing = sum(b - a - 1 for a, b in holes)
+        raise SourceError(f"{source}: {missing} frame(s) missing from the numbering, the first "
+                          f"after {files[numbers.index(a)].name} (next is number {b})")
 
 
 def _decode_image(path: Path) -> tuple[Any, str]:
