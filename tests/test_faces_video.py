@@ -360,6 +360,22 @@ def test_cli_track_command(face_clip, tmp_path, mirror_dir, monkeypatch) -> None
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_cli_track_reads_an_image_sequence(face_clip, tmp_path, mirror_dir, monkeypatch) -> None:
+    monkeypatch.setenv("VIDRESTORE_MIRROR", str(mirror_dir))
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    with av.open(str(face_clip)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            frame.to_image().save(scan / f"f_{i:03d}.png")
+    rep = tmp_path / "t.json"
+    res = CliRunner().invoke(cli, ["track", str(scan), "--fps", "12", "--report", str(rep),
+                                   "--no-progress"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(rep.read_text())
+    assert len(data["tracks"]) == 2
+    assert data["tracks"][0]["frames"][1]["time"] == pytest.approx(1 / 12, abs=1e-6)
+
+
 # -- registration -------------------------------------------------------------------------------
 
 

@@ -197,6 +197,24 @@ def test_cli_restore_is_deterministic_and_refuses_to_overwrite(tmp_path, ckpt, c
     assert "exists" in r.stderr and a.read_bytes() == before
 
 
+def test_cli_restores_an_image_sequence_at_the_given_rate(tmp_path, ckpt, two_faces, mirror_env
+                                                          ) -> None:
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    for i, img in enumerate(pan_frames(two_faces, 4, (400, 240))):
+        cv2.imwrite(str(scan / f"f_{i + 1:04d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out.mkv"
+    args = ["restore", str(scan), "-o", str(out), "--weights", str(ckpt), "--video-codec",
+            "ffv1", "--no-progress"]
+    r = _cli(*args, env=mirror_env)
+    assert r.returncode == 2 and "--fps" in r.stderr and not out.exists(), r.stderr
+    r = _cli(*args, "--fps", "24000/1001", env=mirror_env)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == Fraction(24000, 1001)
+        assert sum(1 for _ in c.decode(video=0)) == 4
+
+
 @pytest.mark.parametrize("case", ["not_video", "missing_weights", "same_path", "report_taken",
                                   "report_folder_missing", "compare_is_output"])
 def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case) -> None:

@@ -38,6 +38,7 @@ def track_video(
     detector: FaceDetector | None = None,
     device: str = "auto",
     progress_callback: ProgressCallback | None = None,
+    fps: str | float | None = None,
 ) -> TrackReport:
     """Track the faces of ``src``; optionally write a preview video and a ``tracks.json``.
 
@@ -54,6 +55,7 @@ def track_video(
         detector: an already built detector (else made from ``options.detector``).
         device: where RetinaFace runs (``auto``: a GPU when there is one).
         progress_callback: called as ``(frames_done, frames_total_or_None)``.
+        fps: frame rate of an image-sequence ``src`` (required for one).
 
     Returns:
         The :class:`~vidrestore.faces.report.TrackReport` (also written to ``report``).
@@ -74,7 +76,7 @@ def track_video(
     staged: list[AtomicOutput] = []
     with contextlib.ExitStack() as stack:
         stack.push(discard_on_error(staged))
-        reader = stack.enter_context(VideoReader(src, start=start, end=end))
+        reader = stack.enter_context(VideoReader(src, start=start, end=end, fps=fps))
         collector = ReportCollector.for_video(reader.info)
         write: Callable[[Frame], None] | None = None
         if preview is not None:

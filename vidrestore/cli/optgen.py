@@ -67,6 +67,13 @@ def add_options(cls: type, *, exclude: Iterable[str] = (), prefix: str = "") -> 
     return deco
 
 
+fps_option = click.option(
+    "--fps", default=None,
+    help="Frame rate of an image-sequence INPUT (a folder or frame_%06d.png), e.g. 24 or "
+         "24000/1001; videos carry their own.")
+"""``--fps`` of the commands that read one INPUT (the reader refuses it for a video file)."""
+
+
 def build(cls: type[T], values: dict[str, Any], *, prefix: str = "") -> T:
     """An instance of ``cls`` from the click values of its generated options."""
     hints = typing.get_type_hints(cls)

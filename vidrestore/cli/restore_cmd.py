@@ -11,7 +11,7 @@ import click
 from ..faces.options import FaceOptions
 from ..io.writer import WriterOptions
 from ..restore.options import RestoreOptions
-from .optgen import add_options, build
+from .optgen import add_options, build, fps_option
 
 
 @click.command()
@@ -21,6 +21,7 @@ from .optgen import add_options, build
 @add_options(RestoreOptions)
 @add_options(FaceOptions, exclude=("causal",))
 @add_options(WriterOptions)
+@fps_option
 @click.option("--start", default=None, help="Start time (seconds or [HH:]MM:SS[.fff]).")
 @click.option("--end", default=None, help="End time (seconds or [HH:]MM:SS[.fff]).")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
@@ -30,7 +31,7 @@ from .optgen import add_options, build
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def restore(input: Path, output: Path, start: str | None, end: str | None,
+def restore(input: Path, output: Path, fps: str | None, start: str | None, end: str | None,
             report: Path | None, compare: Path | None, progress: bool, as_json: bool,
             **values: Any) -> None:
     """Restore the faces in INPUT and write OUTPUT with the same sound, timing and format."""
@@ -40,7 +41,8 @@ def restore(input: Path, output: Path, start: str | None, end: str | None,
     faces = build(FaceOptions, values)
     writer = build(WriterOptions, values)
     summary = restore_video(input, output, options, faces=faces, writer=writer, start=start,
-                            end=end, report=report, compare=compare, progress=progress)
+                            end=end, report=report, compare=compare, progress=progress,
+                            fps=fps)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
         return

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..faces.options import FaceOptions
-from .optgen import add_options, build
+from .optgen import add_options, build, fps_option
 
 
 @click.command()
@@ -20,6 +20,7 @@ from .optgen import add_options, build
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="Write the face tracks as JSON (tracks.json schema 1).")
 @add_options(FaceOptions, exclude=("causal",))
+@fps_option
 @click.option("--start", default=None, help="Start time (seconds or [HH:]MM:SS[.fff]).")
 @click.option("--end", default=None, help="End time (seconds or [HH:]MM:SS[.fff]).")
 @click.option("--device", default="auto", show_default=True,
@@ -28,9 +29,9 @@ from .optgen import add_options, build
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the track summary as JSON.")
-def track(input: Path, preview: Path | None, report: Path | None, start: str | None,
-          end: str | None, device: str, overwrite: bool, progress: bool, as_json: bool,
-          **values: Any) -> None:
+def track(input: Path, preview: Path | None, report: Path | None, fps: str | None,
+          start: str | None, end: str | None, device: str, overwrite: bool, progress: bool,
+          as_json: bool, **values: Any) -> None:
     """Find, follow and steady the faces of INPUT; write a preview and/or a tracks report.
 
     The track IDs are the ones `vidrestore restore --faces` selects.
@@ -40,7 +41,8 @@ def track(input: Path, preview: Path | None, report: Path | None, start: str | N
     if preview is None and report is None:
         raise click.UsageError("nothing to write: give -o PREVIEW.mp4 and/or --report FILE")
     result = track_video(input, preview, report, build(FaceOptions, values), start=start,
-                         end=end, progress=progress, overwrite=overwrite, device=device)
+                         end=end, progress=progress, overwrite=overwrite, device=device,
+                         fps=fps)
     summary = {str(t.id): {"frames": len(t.frames),
                            "first": t.frames[0].frame, "last": t.frames[-1].frame,
                            "bridged": sum(f.interpolated for f in t.frames)}

@@ -69,6 +69,7 @@ def restore_video(
     progress: bool = True,
     progress_callback: ProgressCallback | None = None,
     restorer: Restorer | None = None,
+    fps: str | float | None = None,
 ) -> RestoreSummary:
     """Restore every face of ``src`` into ``dst``, keeping audio, timing and format.
 
@@ -83,6 +84,7 @@ def restore_video(
         progress: show a progress bar (ignored when ``progress_callback`` is given).
         progress_callback: called as ``(frames_done, frames_total_or_None)``.
         restorer: reuse an already built :class:`Restorer` (its model and detector).
+        fps: frame rate of an image-sequence ``src`` (required for one).
 
     Returns:
         A :class:`RestoreSummary`.
@@ -95,7 +97,7 @@ def restore_video(
     staged: list[AtomicOutput] = []
     with contextlib.ExitStack() as stack:
         stack.push(discard_on_error(staged))
-        reader = stack.enter_context(VideoReader(src, start=start, end=end))
+        reader = stack.enter_context(VideoReader(src, start=start, end=end, fps=fps))
         info = reader.info
         out = stack.enter_context(VideoWriter(dst, source=info, options=writer, start=start,
                                               end=end))
