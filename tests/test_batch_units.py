@@ -150,6 +150,8 @@ def test_framemd5_matches_ffmpeg_and_sha256_sidecar_verifies(tmp_path: Path) -> 
     ok = subprocess.run(["sha256sum", "-c", fix.sha256_sidecar.name], cwd=tmp_path,
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    again = write_fixity(src, framemd5=False)  # the earlier listing must not stay beside it
+    assert again.framemd5_sidecar is None and not fix.framemd5_sidecar.exists()
     assert fix.digest == output_digest(src)
 
 

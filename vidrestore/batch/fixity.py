@@ -222,4 +222,6 @@ def write_fixity(output: Path, *, framemd5: bool = True,
     frames = len(listing.frames) if listing is not None else 0
     if listing is not None:
         write_text_atomic(md5_path, listing.text())
+    else:  # one left from an earlier output of this name would not describe this one
+        md5_path.unlink(missing_ok=True)
     return Fixity(digest, sha_path, md5_path if listing is not None else None, frames)
