@@ -155,6 +155,7 @@ def test_segments_join_invisibly(tmp_path: Path, reel: Path, reel_ref: Path,
     assert sum(s["out_frames"] for s in segs) == 8
     report = json.loads((out / "reel.mkv.report.json").read_text())
     assert report["output"]["frames"] == 8 and report["tracks"]["faces_restored"] == 8
+    assert [s["computed"] for s in report["segments"]] == [1, 1, 1]
     assert set(report["versions"]) >= {"vidrestore", "torch", "av"}
     listing = (out / "reel.mkv.framemd5").read_text().splitlines()
     ffmpeg = subprocess.run(["ffmpeg", "-v", "error", "-i", str(got), "-map", "0:v", "-f",
@@ -243,6 +244,10 @@ def test_killed_batch_resumes_without_redoing_work(tmp_path: Path, photo: np.nda
     segs = _segments(out)
     assert finished and all(segs[k]["computed"] == n for k, n in finished.items())  # kept
     assert any(r["computed"] > 1 for r in segs.values())  # killed segments were computed again
+    for name, job_id in (("a", 1), ("b", 2)):  # the reports say so too
+        report = json.loads((out / f"{name}.mkv.report.json").read_text())
+        assert [s["computed"] for s in report["segments"]] == \
+            [r["computed"] for k, r in sorted(segs.items()) if k[0] == job_id]
     jobs = _jobs(out)
     assert {n: j["status"] for n, j in jobs.items()} == {"a.mp4": "done", "b.mp4": "done"}
     for name in ("a", "b"):

@@ -286,6 +286,9 @@ class JobRun:
     def segment_done(self, rec: SegmentRecord) -> None:
         """Record a finished segment; the snapshot before it is no longer needed."""
         self.db.segment_done(rec)
+        # the database's row: it counts how often the segment was computed (the worker's
+        # record cannot know of computations that a killed run lost)
+        rec = next(r for r in self.db.segments(rec.job_id) if r.idx == rec.idx)
         prev = self.segments[-1] if self.segments else None
         self.segments.append(rec)
         if prev is not None and prev.state_path:
