@@ -344,6 +344,14 @@ def test_import_of_an_unpinned_checkpoint_is_checked_and_can_be_corrected(tmp_pa
 def test_mirror_env_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDRESTORE_MIRROR", "http://127.0.0.1:8080/w:/srv/mirror:https://m.example/x")
     assert mirrors_from_env() == ("http://127.0.0.1:8080/w", "/srv/mirror", "https://m.example/x")
+    for raw, expected in (
+        ("/srv/http:/mnt/https:/data", ("/srv/http", "/mnt/https", "/data")),  # folder names
+        ("/srv/a:2024/m", ("/srv/a", "2024/m")),  # a relative folder starting with a digit
+        ("http://[::1]:8000/m:https://[fe80::2]/x", ("http://[::1]:8000/m", "https://[fe80::2]/x")),
+        ("https://host:443:/local", ("https://host:443", "/local")),
+    ):
+        monkeypatch.setenv("VIDRESTORE_MIRROR", raw)
+        assert mirrors_from_env() == expected, raw
 
 
 # -- the command line, as real processes ---------------------------------------------------------

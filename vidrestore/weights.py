@@ -114,12 +114,25 @@ def default_home() -> Path:
 def mirrors_from_env() -> tuple[str, ...]:
     """Mirrors named by ``$VIDRESTORE_MIRROR`` (folders or http(s) base URLs)."""
     raw = os.environ.get(MIRROR_ENV, "")
-    if os.pathsep == ":":
-        # ':' also appears in URLs: do not split after a scheme or before a port number.
-        pieces = re.split(r"(?<!http)(?<!https):(?!//)(?!\d)", raw)
-    else:
-        pieces = raw.split(os.pathsep)
+    pieces = _split_mirrors(raw) if os.pathsep == ":" else raw.split(os.pathsep)
     return tuple(p.strip() for p in pieces if p.strip())
+
+
+def _split_mirrors(raw: str) -> list[str]:
+    """Split at ':' except inside a URL: after its scheme, in an IPv6 host, before its port."""
+    items: list[str] = []
+    for part in raw.split(":"):
+        last = items[-1] if items else None
+        in_url = last is not None and re.fullmatch(r"https?://[^/]*", last.strip()) is not None
+        if last is not None and (
+            (last.strip() in ("http", "https") and part.startswith("//"))
+            or (in_url and last.count("[") > last.count("]"))
+            or (in_url and re.match(r"\d+(/|$)", part))
+        ):
+            items[-1] = f"{last}:{part}"
+        else:
+            items.append(part)
+    return items
 
 
 def _announced_length(resp: Any) -> int | None:
