@@ -528,3 +528,25 @@ def test_options_that_do_not_shape_outputs_do_not_redo_jobs(tmp_path: Path, weig
     ckpt.write_bytes(ckpt.read_bytes() + b"\0")  # other content at the same path
     res = _cli(*common, "--weights", str(ckpt), "--dry-run")
     assert res.output.startswith("redo") and "options changed" in res.output, res.output
+
+
+def test_a_moved_batch_folder_keeps_its_finished_and_unfinished_jobs(tmp_path: Path,
+                                                                     weights: Path) -> None:
+    rng = np.random.default_rng(13)
+    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    done_src = _clip(tmp_path / "done.mp4", texture, 3, audio=False)
+    bad_src = tmp_path / "later.mp4"
+    bad_src.write_bytes(b"not yet")  # fails now, is fixed after the move
+    first = tmp_path / "first"
+    common = ("--weights", str(weights), *CLI_OPTIONS, "--retries", "0")
+    _cli(str(done_src), str(bad_src), "--out", str(first), *common)
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    _clip(bad_src, texture[::-1].copy(), 3, audio=False)
+    res = _cli(str(done_src), str(bad_src), "--out", str(moved), *common)
+    assert res.exit_code == 0, res.output
+    assert "skip" in res.output and "done, output verified" in res.output
+    jobs = _jobs(moved)
+    assert {n: (j["status"], Path(j["output"]).parent) for n, j in jobs.items()} == \
+        {"done.mp4": ("done", moved), "later.mp4": ("done", moved)}
+    assert not first.exists() and (moved / "later.mkv").is_file()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -248,6 +249,28 @@ class JobDB:
         with self._tx() as db:
             db.execute("UPDATE jobs SET status = 'pending', output_hash = NULL WHERE id = ? "
                        "AND status != 'pending'", (job_id,))
+
+    def rebase(self, folder: Path) -> bool:
+        """Point recorded outputs and work files at ``folder`` when the batch folder was moved
+        or renamed (everything a batch writes lies inside it); True if anything changed."""
+        row = self._db.execute("SELECT output FROM jobs LIMIT 1").fetchone()
+        if row is None or Path(row[0]).parent == folder:
+            return False
+        old = str(Path(row[0]).parent)
+
+        def moved(path: str | None) -> str | None:
+            if path is None or not (path == old or path.startswith(old + os.sep)):
+                return path
+            return str(folder) + path[len(old):]
+
+        with self._tx() as db:
+            for job_id, output in db.execute("SELECT id, output FROM jobs").fetchall():
+                db.execute("UPDATE jobs SET output = ? WHERE id = ?", (moved(output), job_id))
+            for job_id, idx, path, state in db.execute(
+                    "SELECT job_id, idx, path, state_path FROM segments").fetchall():
+                db.execute("UPDATE segments SET path = ?, state_path = ? "
+                           "WHERE job_id = ? AND idx = ?", (moved(path), moved(state), job_id, idx))
+        return True
 
     def requeue_interrupted(self) -> int:
         """Jobs left ``running`` by a killed process go back to ``pending``; returns how many."""

@@ -150,8 +150,8 @@ def decide(sources: Sequence[Source], config: BatchConfig, db: JobDB | None) -> 
         if job is None:
             dst = _free_output(config, src, taken)
             taken.add(str(dst))
-        else:
-            dst = Path(job.output)
+        else:  # outputs lie in the batch folder, wherever it has been moved
+            dst = config.out_dir / Path(job.output).name
         out.append(_decide_one(src, job, dst, config, opts_hash))
     return out
 
@@ -189,7 +189,7 @@ def _decide_one(src: Source, job: Job | None, dst: Path, config: BatchConfig,
     if job.options_hash != opts_hash:
         return Decision(src, "redo", "options changed", dst, job, fp, digest)
     if job.status == "done":
-        out = Path(job.output)
+        out = dst
         if not out.exists():
             return Decision(src, "redo", "output missing", dst, job, fp, digest)
         if output_digest(out) != job.output_hash:
@@ -426,6 +426,8 @@ def prepare(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, db: 
     """Register every input; return the jobs this run should process, in order, and the ids
     of every job the sources name."""
     db.requeue_interrupted()
+    if db.rebase(config.out_dir):
+        events(f"{config.out_dir}: the batch folder was moved; its records follow it")
     todo: list[Job] = []
     ids: list[int] = []
     for d in decide(expand_sources(sources, skip=config.out_dir), config, db):
