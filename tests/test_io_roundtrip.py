@@ -110,6 +110,19 @@ def test_mkv_keeps_odd_size_subtitles_chapters_attachment(clips: dict[str, Path]
     assert stream(b, "attachment")["tags"]["filename"] == "font.ttf"
 
 
+def test_mkv_whose_video_starts_late_is_whole_and_keeps_its_frame_durations(
+        clips: dict[str, Path], tmp_path: Path) -> None:
+    """FFmpeg's Matroska DURATION tag is an end time: a late video start is not a lost end."""
+    src = clips["cfr_mov"]
+    late = tmp_path / "late.mkv"
+    run("ffmpeg", "-v", "error", "-itsoffset", "0.5", "-i", str(src), "-i", str(src), "-map",
+        "0:v", "-map", "1:a:0", "-c", "copy", str(late))
+    assert len(read_all(late)) == len(read_all(src))
+    out = tmp_path / "out.mkv"
+    passthrough(late, out, **FAST)
+    assert [t[:2] for t in timed(out, "v:0")] == [t[:2] for t in timed(late, "v:0")]
+
+
 def test_mp4_output_reports_what_it_cannot_hold(clips: dict[str, Path], tmp_path: Path) -> None:
     src, out = clips["odd_mkv"], tmp_path / "out.mp4"
     report = passthrough(src, out, **FAST)

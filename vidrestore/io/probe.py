@@ -160,15 +160,24 @@ def info_from_stream(path: Path, container: Any, stream: Any, frame: Any) -> Vid
 
 
 def _duration(container: Any, stream: Any, time_base: Fraction) -> float | None:
-    """The video stream's own duration: header field, Matroska tag, or the file's if alone."""
+    """The video stream's own duration: header field, Matroska tag, or the file's if alone.
+
+    FFmpeg's Matroska muxer writes a track's DURATION tag as its end time (the last frame's
+    end, counted from 0), so a track that starts late has the start taken off; mkvmerge's
+    statistics tags (marked by _STATISTICS_WRITING_APP) hold the duration itself.
+    """
     if stream.duration is not None:
         return float(stream.duration * time_base)
     tag = stream.metadata.get("DURATION")
     if tag:
         try:
-            return float(parse_time(tag))
+            value = float(parse_time(tag))
         except UsageError:
             log.debug("ignoring unreadable DURATION tag %r", tag)
+        else:
+            if "_STATISTICS_WRITING_APP" in stream.metadata or not stream.start_time:
+                return value
+            return max(0.0, value - float(stream.start_time * time_base))
     if container.duration is not None and len(container.streams) == 1:
         return container.duration / av.time_base
     return None
