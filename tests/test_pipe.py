@@ -140,6 +140,25 @@ def test_formats_and_latency_rules(restorer_parts: tuple[object, object]) -> Non
     assert opts.temporal == "off"
 
 
+def test_causal_stream_lets_no_frame_wait(face_clip: Path,
+                                          restorer_parts: tuple[object, object]) -> None:
+    """Without look-ahead each frame comes out before the next one is read."""
+    frames = list(read_frames(io.BytesIO(_decode_raw(face_clip)), RawFormat(W, H)))
+    restorer = _restorer(restorer_parts)
+    pulled = 0
+
+    def source() -> Iterator[Frame]:
+        nonlocal pulled
+        for f in frames:
+            pulled += 1
+            yield f
+
+    out = [(o.index, pulled) for o in restorer.process(source())]
+    assert [i for i, _ in out] == list(range(N))
+    assert all(seen == i + 1 for i, seen in out), out
+    assert sum(restorer.faces_restored.values()) > 0  # and faces did go through the network
+
+
 def test_lookahead_delays_by_a_fixed_count_and_flushes(
         face_clip: Path, restorer_parts: tuple[object, object]) -> None:
     """While input flows, each frame leaves exactly ``stream_latency`` frames late plus at most

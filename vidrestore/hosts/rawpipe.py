@@ -7,8 +7,9 @@ the caller. :func:`run_pipe` reads such a stream, restores it with a :class:`Res
 the restored frames in the same format, streaming: memory holds a few frames, never the video.
 
 Latency: with a causal face stream and the ``recurrent`` temporal mode nothing waits for later
-frames, so a frame leaves as soon as its faces went through the network (which batches faces of
-consecutive frames: a frame may wait for up to ``batch_size - 1`` later faces). A look-ahead
+frames, so a frame leaves as soon as its faces went through the network (one face at a time
+unless a batch size is set: a frame then may wait for up to ``batch_size - 1`` later faces).
+A look-ahead
 (:func:`stream_options`: landmark smoothing that many frames ahead, and the ``window`` temporal
 mode) delays the output by a fixed number of frames more, :func:`stream_latency`. Every input
 frame comes out exactly once, in order, and the last ones are flushed when the input ends.
@@ -181,7 +182,8 @@ def stream_options(options: RestoreOptions, faces: FaceOptions, lookahead: int, 
                    temporal_given: bool = True) -> tuple[RestoreOptions, FaceOptions]:
     """Options for a stream whose output may lag its input by a fixed number of frames.
 
-    ``lookahead == 0`` makes the face stream causal (nothing waits for later frames). A positive
+    ``lookahead == 0`` makes the face stream causal (nothing waits for later frames), and an
+    automatic network batch one face, so that no frame waits for another's face either. A positive
     value lets the face stream hold each frame back by exactly that many frames: landmarks are
     smoothed with what follows, and gaps up to that length are bridged. Unless the temporal mode
     was chosen explicitly (``temporal_given``), it becomes ``recurrent`` (causal) without
@@ -191,6 +193,8 @@ def stream_options(options: RestoreOptions, faces: FaceOptions, lookahead: int, 
         raise UsageError(f"--lookahead: {lookahead} is below the minimum 0")
     if lookahead == 0:
         faces = dataclasses.replace(faces, causal=True)
+        if options.batch_size == 0:  # automatic: a batch of one face, so no frame waits
+            options = dataclasses.replace(options, batch_size=1)
     else:
         faces = dataclasses.replace(faces, causal=False, lookahead=lookahead,
                                     max_gap=min(faces.max_gap, lookahead),
