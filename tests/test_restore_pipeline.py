@@ -247,7 +247,8 @@ def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_ctrl_c_leaves_no_output(tmp_path, ckpt, two_faces, mirror_env) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_leaves_no_output(tmp_path, ckpt, two_faces, mirror_env, sig) -> None:
     long_clip = write_clip(tmp_path / "long.mp4", pan_frames(two_faces, 60, (400, 240)))
     out = tmp_path / "out.mp4"
     proc = subprocess.Popen(
@@ -259,9 +260,10 @@ def test_ctrl_c_leaves_no_output(tmp_path, ckpt, two_faces, mirror_env) -> None:
     while time.time() < deadline and not any(p.name.startswith(".") for p in tmp_path.iterdir()):
         time.sleep(0.1)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGINT, err  # a shell reports 130
-    assert "interrupted" in err and "Traceback" not in err
+    assert proc.returncode == -sig, err  # a shell reports 128 + the signal's number
+    said = "interrupted" if sig == signal.SIGINT else "stopped by SIGTERM"
+    assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

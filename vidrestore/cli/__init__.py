@@ -2,7 +2,9 @@
 
 Subcommands are imported only when used, so ``--help``/``--version`` stay fast. Library errors
 become one line on stderr and the error's exit code; ``-v`` adds logs, ``-vv`` also tracebacks.
-Ctrl-C cleans up, says so on one line, and ends the process by SIGINT (status 130 in a shell).
+Ctrl-C cleans up, says so on one line, and ends the process by SIGINT (status 130 in a shell);
+SIGTERM and SIGHUP (``timeout``, ``docker stop``, a closed terminal, a job scheduler) clean up the
+same way and end the process by their own signal.
 """
 
 from __future__ import annotations
@@ -52,10 +54,26 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("vidrestore: interrupted", err=True)
             raise _Interrupted from None
+        except _Stopped as stop:
+            click.echo(f"vidrestore: stopped by {signal.Signals(stop.signum).name}", err=True)
+            raise
 
 
 class _Interrupted(Exception):
     """Ctrl-C reached the top after every ``with`` block cleaned up."""
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread so that every ``with`` block cleans up
+    (a BaseException, like KeyboardInterrupt, so no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> NoReturn:
+    raise _Stopped(signum)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,21 +100,28 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _raise_stopped)
     try:
         cli(prog_name="vidrestore")
     except _Interrupted:
-        _die_by_sigint()
+        _die_by(signal.SIGINT)
+    except _Stopped as stop:
+        _die_by(stop.signum)
 
 
-def _die_by_sigint() -> NoReturn:
-    """End the process by SIGINT, so a calling shell or script sees an interruption, not a failure.
+def _die_by(signum: int) -> NoReturn:
+    """End the process by ``signum``, so a calling shell or script sees an interruption, not a
+    failure.
 
-    A plain ``sys.exit(130)`` is not reliable: CPython also marks the process as killed by SIGINT
-    when the interrupt landed inside an ``exec`` (dataclass creation, say), whatever the exit code.
+    A plain ``sys.exit(128 + n)`` is not reliable: CPython also marks the process as killed by
+    SIGINT when the interrupt landed inside an ``exec`` (dataclass creation, say), whatever the
+    exit code.
     """
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    sys.exit(130)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    sys.exit(128 + signum)
