@@ -108,11 +108,15 @@ def test_sequence_to_h264_keeps_ten_bits(deep_pngs: Path, tmp_path: Path) -> Non
 
 
 def test_video_to_sequence_reports_the_audio(tmp_path_factory: pytest.TempPathFactory,
-                                             tmp_path: Path) -> None:
+                                             tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
     src = get_clip(tmp_path_factory, "rot_mp4")
-    report = passthrough(src, tmp_path / "frames" / "f_%04d.png")
+    with caplog.at_level("WARNING"):
+        report = passthrough(src, tmp_path / "frames" / "f_%04d.png")
     assert report.frames == 15 and len(list((tmp_path / "frames").iterdir())) == 15
     assert [n.kind for n in report.not_carried] == ["audio"]
+    assert any("audio" in r.getMessage() and "pictures only" in r.getMessage()
+               for r in caplog.records)  # said, not only returned
     # written upright, as the ffmpeg program shows the video (it applies the rotation)
     upright = tmp_path / "ffmpeg.png"
     run("ffmpeg", "-v", "error", "-i", str(src), "-frames:v", "1", "-pix_fmt", "rgb24",

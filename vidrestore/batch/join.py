@@ -117,7 +117,7 @@ def remux(parts: list[Path], source: VideoInfo, dst: Path, *, strict: bool) -> i
         if source.display_matrix:  # coded side data is not carried by the template
             vout.set_display_matrix(source.display_matrix)
         if source.path and not source.is_sequence:
-            copier = StreamCopier(source, out, vout, strict=strict)
+            copier = StreamCopier(source, out, vout, strict=strict, dst=dst)
         out.start_encoding()
         if copier is not None:
             copier.start(Window())

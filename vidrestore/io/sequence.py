@@ -162,6 +162,8 @@ class SequenceWriter:
                       for s in info.other_streams]
         if strict and self.notes:
             raise StreamCopyError(f"{dst}: " + "; ".join(map(str, self.notes)))
+        for note in self.notes:
+            log.warning("%s: %s", info.path, note)
         self._check(info, overwrite)
         # Images cannot carry a display matrix, so they are written upright.
         self._turns = (info.rotation // 90) % 4 if info.rotation % 90 == 0 else 0

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from math import floor
+from pathlib import Path
 from typing import Any
 
 import av
@@ -68,14 +69,16 @@ class StreamCopier:
     """
 
     def __init__(self, source: VideoInfo, output: Any, video: Any, *, strict: bool,
-                 ranged: bool = False) -> None:
+                 ranged: bool = False, dst: Path | None = None) -> None:
         self.notes: list[StreamNote] = []
         self._map: dict[int, Any] = {}
         self._input = open_input(source.path)
         try:
             self._plan(source, output, video, ranged)
             if strict and self.notes:
-                raise StreamCopyError(f"{output.name}: " + "; ".join(map(str, self.notes)))
+                # named by the destination, not by the temporary file being written
+                raise StreamCopyError(f"{dst or output.name}: "
+                                      + "; ".join(map(str, self.notes)))
         except BaseException:
             self._input.close()
             raise

@@ -229,7 +229,8 @@ class _Encoder:
             self._fields = _field_marker(info, self._stream.codec_context.pix_fmt)
             if info.path and not info.is_sequence:
                 self._copier = StreamCopier(info, self._out, self._stream,
-                                            strict=options.strict_streams, ranged=ranged)
+                                            strict=options.strict_streams, ranged=ranged,
+                                            dst=dst)
                 self.notes = self._copier.notes
             self._out.options.update(_movie_timescale(self._out))
             self._out.start_encoding()
