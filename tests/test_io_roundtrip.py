@@ -17,6 +17,7 @@ from iomedia import (
     ffprobe,
     get_clip,
     min_psnr,
+    packets,
     passthrough,
     payloads,
     psnr,
@@ -135,6 +136,17 @@ def test_mp4_output_reports_what_it_cannot_hold(clips: dict[str, Path], tmp_path
     with pytest.raises(StreamCopyError, match=r"^\S*strict\.mp4: .*subtitle"):  # not the temp
         passthrough(src, strict, strict_streams=True, **FAST)
     assert not strict.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+def test_mpeg_ts_output(clips: dict[str, Path], tmp_path: Path, codec: str) -> None:
+    src, out = clips["cfr_mov"], tmp_path / "out.ts"
+    passthrough(src, out, codec=codec, **FAST)
+    assert stream(ffprobe(out), "video")["codec_name"] == {"h264": "h264", "h265": "hevc"}[codec]
+    assert len(read_all(out)) == len(read_all(src))
+    # the audio is copied: MPEG-TS only puts a 7-byte ADTS header before each AAC packet
+    sizes = [[int(p["size"]) for p in packets(f, "a:0")] for f in (src, out)]
+    assert sizes[1] == [n + 7 for n in sizes[0]]
 
 
 def test_rotation_is_carried_not_applied(clips: dict[str, Path], tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "4444xq": 5}
 _ENCODERS = {"h264": "libx264", "h265": "libx265", "ffv1": "ffv1", "prores": "prores_ks"}
 _CODEC_IDS = {"h264": "h264", "h265": "hevc", "ffv1": "ffv1", "prores": "prores"}
+# Muxers that take codecs FFmpeg's codec query does not list (MPEG-TS maps them itself).
+_ALSO_HOLDS = {"mpegts": frozenset({"h264", "hevc"})}
 
 
 @dataclass
@@ -245,7 +247,8 @@ class _Encoder:
         info = self.info
         codec = _codec(options)
         encoder = _ENCODERS[codec]
-        if _CODEC_IDS[codec] not in self._out.supported_codecs:
+        held = self._out.supported_codecs | _ALSO_HOLDS.get(self._out.format.name, frozenset())
+        if _CODEC_IDS[codec] not in held:
             raise UsageError(f"{dst}: {self._out.format.name} cannot hold {codec} video; "
                              f"use {_containers_for(codec)}")
         rate = info.avg_rate or info.real_rate or Fraction(25)
@@ -372,7 +375,7 @@ def _movie_timescale(out: Any) -> dict[str, str]:
 
 
 def _containers_for(codec: str) -> str:
-    return {"ffv1": ".mkv", "prores": ".mov or .mkv"}.get(codec, ".mp4, .mov or .mkv")
+    return {"ffv1": ".mkv", "prores": ".mov or .mkv"}.get(codec, ".mp4, .mov, .mkv or .ts")
 
 
 def _encoder_options(codec: str, options: WriterOptions) -> dict[str, str]:
