@@ -351,6 +351,9 @@ def test_cli_track_command(face_clip, tmp_path, mirror_dir, monkeypatch) -> None
     assert none.exit_code == 2 and "nothing to write" in none.output
     bad = runner.invoke(cli, ["track", str(face_clip), "--report", str(rep), "--smooth", "-1"])
     assert bad.exit_code == 2
+    bad = runner.invoke(cli, ["track", str(face_clip), "--report", str(tmp_path / "new.json"),
+                              "--device", "gpu0"])
+    assert bad.exit_code == 2 and "not a device" in bad.output  # refused, though YuNet ignores it
     other = tmp_path / "other.mp4"
     for report in (tmp_path / "no" / "t.json", other, face_clip):  # refused before any work
         res = runner.invoke(cli, ["track", str(face_clip), "-o", str(other), "--report",

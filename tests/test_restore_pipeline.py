@@ -173,6 +173,17 @@ def test_restore_video_keeps_audio_timing_and_writes_report(tmp_path, ckpt, clip
     assert len(data["tracks"]) == 2 and all(len(t["frames"]) == 8 for t in data["tracks"])
 
 
+def test_chosen_ids_that_never_appear_are_named(tmp_path, ckpt, clip, mirror_env, caplog
+                                                ) -> None:
+    with caplog.at_level("WARNING"):
+        s = restore_video(clip, tmp_path / "out.mp4", RestoreOptions(weights=str(ckpt),
+                                                                     faces=(2, 9)),
+                          progress=False)
+    assert set(s.faces_restored) == {2}
+    said = [r.getMessage() for r in caplog.records if "--faces" in r.getMessage()]
+    assert said == ["--faces: track 9 never appeared (tracks found: 1, 2)"]
+
+
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vidrestore", *args], capture_output=True,
                           text=True, env=env, cwd=REPO, timeout=300)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import abc
 import logging
 import math
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -358,6 +359,8 @@ def create_detector(
     """
     if name not in _BACKENDS:
         raise UsageError(f"--detector: {name!r} is not one of {', '.join(_BACKENDS)}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", device):  # refused even where unused
+        raise UsageError(f"--device: {device!r} is not a device (auto, cpu, cuda, cuda:N, mps)")
     available, factory, needs = _BACKENDS[name]
     if not available():
         raise UsageError(f"--detector {name}: not available here; it needs {needs}")

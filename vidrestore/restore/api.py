@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from ..io.frame import Frame
 from ..io.paths import AtomicOutput, check_output, discard_on_error
 from .options import RestoreOptions
 from .pipeline import Restorer
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int | None], None]
 
@@ -133,11 +136,22 @@ def restore_video(
             staged.append(stage_report(report, info, restorer, overwrite=writer.overwrite))
     for target in staged:
         target.commit()
+    _warn_unseen(restorer)
     summary = RestoreSummary(
         output=str(dst), frames=restorer.frames_done, faces_restored=restorer.faces_restored,
         tracks=len(restorer.faces_restored), seconds=time.perf_counter() - t0,
         device=str(restorer.device), dtype=str(restorer.dtype).replace("torch.", ""))
     return summary
+
+
+def _warn_unseen(restorer: Restorer) -> None:
+    """Say when IDs chosen with ``faces`` never appeared (a typo, or another video's IDs)."""
+    wanted = restorer.options.faces
+    unseen = sorted(set(wanted) - restorer.track_ids) if wanted is not None else []
+    if unseen:
+        found = ", ".join(map(str, sorted(restorer.track_ids))) or "none"
+        log.warning("--faces: track %s never appeared (tracks found: %s)",
+                    ", ".join(map(str, unseen)), found)
 
 
 def _check_side_outputs(src: str | Path, dst: str | Path, report: str | Path | None,

@@ -115,6 +115,7 @@ class Restorer:
         self.tracks: dict[int, list[TrackedFace]] = {}
         self.frame_pts: dict[int, int] = {}  # frame index -> pts, for the tracks report
         self.frames_done = 0
+        self.track_ids: set[int] = set()  # every track seen, restored or not
         self._pending: deque[_Pending] = deque()
 
     @property
@@ -168,7 +169,7 @@ class Restorer:
                 "face_stream": self.face_stream, "engine": self.engine,
                 "mask_tracks": getattr(self.masker, "_track", None),
                 "pending": self._pending, "tracks": self.tracks, "frame_pts": self.frame_pts,
-                "frames_done": self.frames_done,
+                "frames_done": self.frames_done, "track_ids": self.track_ids,
             }
             buf = io.BytesIO()
             torch.save(state, buf)
@@ -189,6 +190,7 @@ class Restorer:
         self._pending, self.tracks = state["pending"], state["tracks"]
         self.frame_pts = state["frame_pts"]
         self.frames_done = state["frames_done"]
+        self.track_ids = state.get("track_ids", set())
 
     # -- internals -----------------------------------------------------------------------------
     def _submit(self, ff: FrameFaces) -> None:
@@ -199,6 +201,7 @@ class Restorer:
         items: list[FaceItem] = []
         if self.keep_tracks and ff.faces:
             self.frame_pts[frame.index] = frame.pts
+        self.track_ids.update(face.track_id for face in ff.faces)
         for face in ff.faces:
             if self.keep_tracks:
                 self.tracks.setdefault(face.track_id, []).append(face)
