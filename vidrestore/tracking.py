@@ -91,7 +91,8 @@ def track_video(
             write = sink.put
         bar = stack.enter_context(tqdm(
             total=reader.info.frame_count, unit="frame", desc="track", dynamic_ncols=True,
-            disable=not progress or progress_callback is not None,
+            # None: no bar when stderr is not a terminal (a log file, a pipe)
+            disable=None if progress and progress_callback is None else True,
         ))
         done = 0
 

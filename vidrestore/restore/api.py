@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..concurrency import BackgroundSink, prefetch
+from ..errors import UsageError
 from ..faces import FaceOptions
 from ..io import VideoReader, VideoWriter, WriterOptions
 from ..io.frame import Frame
-from ..io.paths import AtomicOutput, check_output, discard_on_error
+from ..io.paths import AtomicOutput, check_output, discard_on_error, same_file
 from .options import RestoreOptions
 from .pipeline import Restorer
 
@@ -113,7 +114,9 @@ def restore_video(
             restorer = Restorer(options, faces, keep_tracks=report is not None)
         total = reader.expected_frames
         bar = stack.enter_context(tqdm(total=total, unit="frame", desc="restore",
-                                       disable=not progress or progress_callback is not None,
+                                       # None: none when stderr is not a terminal
+                                       disable=None if progress and progress_callback is None
+                                       else True,
                                        dynamic_ncols=True))
 
         def write(pair: tuple[Frame, Frame]) -> None:
@@ -157,11 +160,15 @@ def _warn_unseen(restorer: Restorer) -> None:
 def _check_side_outputs(src: str | Path, dst: str | Path, report: str | Path | None,
                         compare: str | Path | None, *, overwrite: bool) -> None:
     """Refuse a report or comparison path that is taken, before any work is done."""
-    taken = [Path(src), Path(dst)]
-    for side in (compare, report):
-        if side is not None:
-            check_output(Path(side), taken, overwrite=overwrite)
-            taken.append(Path(side))
+    named = {"the output": Path(dst)}
+    for what, side in (("--compare", compare), ("--report", report)):
+        if side is None:
+            continue
+        for other, path in named.items():
+            if same_file(Path(side), path) or Path(side).resolve() == path.resolve():
+                raise UsageError(f"{side}: {what} names the same file as {other}")
+        check_output(Path(side), [Path(src)], overwrite=overwrite)
+        named[what] = Path(side)
 
 
 def stage_report(path: str | Path, info: object, restorer: Restorer, *,
