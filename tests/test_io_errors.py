@@ -187,3 +187,13 @@ def test_reader_arguments(clip: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="fps"):
         VideoReader(tmp_path / "frame_%04d.png", fps="fast")
     assert VideoReader(clip).info.time_base == Fraction(1, 12800)
+
+
+def test_writer_options_are_checked_when_made() -> None:
+    """Bad values fail at once, with the option named, not when the encoder starts."""
+    for kwargs, name in (({"pix_fmt": "foo"}, "--pix-fmt"), ({"crf": 99}, "--crf"),
+                         ({"encoder_threads": 100000}, "--encoder-threads"),
+                         ({"codec": "vp9"}, "--video-codec")):
+        with pytest.raises(UsageError, match=name):
+            WriterOptions(**kwargs)
+    assert WriterOptions(pix_fmt="yuv422p10le").pix_fmt == "yuv422p10le"

@@ -70,7 +70,16 @@ class WriterOptions:
     strict_streams: bool = opt(False, "fail instead of warning when an audio, subtitle or "
                                "data stream cannot be carried into the output container")
     overwrite: bool = opt(False, "replace an existing output file")
-    encoder_threads: int = opt(0, "video encoder threads (0 picks one per core)", min=0)
+    encoder_threads: int = opt(0, "video encoder threads (0 picks one per core)", min=0, max=64)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.pix_fmt is not None:
+            try:
+                av.VideoFormat(self.pix_fmt)
+            except (ValueError, TypeError):
+                raise UsageError(f"--pix-fmt: {self.pix_fmt!r} is not a pixel format (e.g. "
+                                 "yuv420p, yuv422p10le, rgb48le)") from None
 
 
 @dataclass(frozen=True)
