@@ -117,6 +117,9 @@ def test_video_to_sequence_reports_the_audio(tmp_path_factory: pytest.TempPathFa
     assert [n.kind for n in report.not_carried] == ["audio"]
     assert any("audio" in r.getMessage() and "pictures only" in r.getMessage()
                for r in caplog.records)  # said, not only returned
+    with caplog.at_level("WARNING"):
+        passthrough(src, tmp_path / "ffv1" / "f_%04d.png", codec="ffv1")
+    assert any("--video-codec not used" in r.getMessage() for r in caplog.records)
     # written upright, as the ffmpeg program shows the video (it applies the rotation)
     upright = tmp_path / "ffmpeg.png"
     run("ffmpeg", "-v", "error", "-i", str(src), "-frames:v", "1", "-pix_fmt", "rgb24",

@@ -121,6 +121,12 @@ class VideoWriter:
         self.report: WriteReport | None = None
         self._sink: _Encoder | SequenceWriter
         if is_sequence(self.dst):
+            unused = [flag for flag, value, default in (
+                ("--video-codec", self.options.codec, "auto"),
+                ("--pix-fmt", self.options.pix_fmt, None)) if value != default]
+            if unused:  # the image format follows the file suffix, its depth the source
+                log.warning("%s: %s not used for image sequences (the suffix picks the format)",
+                            self.dst, " and ".join(unused))
             self._sink = SequenceWriter(self.dst, self.info, overwrite=self.options.overwrite,
                                         strict=self.options.strict_streams)
         else:
