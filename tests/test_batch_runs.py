@@ -492,6 +492,22 @@ def test_a_finished_job_survives_its_input_going_missing(tmp_path: Path, weights
     assert res.exit_code == 0 and "done, output verified" in res.output, res.output
 
 
+def test_deleted_fixity_sidecars_are_written_again(tmp_path: Path, weights: Path) -> None:
+    rng = np.random.default_rng(17)
+    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    src = _clip(tmp_path / "reel.mp4", texture, 3, audio=False)
+    out = tmp_path / "out"
+    args = (str(src), "--out", str(out), "--weights", str(weights), *CLI_OPTIONS)
+    assert _cli(*args).exit_code == 0
+    sidecars = [out / "reel.mkv.sha256", out / "reel.mkv.framemd5"]
+    before = [p.read_text() for p in sidecars]
+    for p in sidecars:
+        p.unlink()
+    res = _cli(*args)
+    assert res.exit_code == 0 and "sidecars written again" in res.output, res.output
+    assert [p.read_text() for p in sidecars] == before
+
+
 def test_unusable_batch_folders_say_why_in_one_line(tmp_path: Path, weights: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()

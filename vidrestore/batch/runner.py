@@ -117,6 +117,7 @@ class Decision:
     fingerprint: Fingerprint | None = None
     source_hash: str | None = None
     error: VidrestoreError | None = None
+    verified: bool = False  # a finished output whose SHA-256 was just checked
 
     @property
     def runs(self) -> bool:
@@ -195,7 +196,8 @@ def _decide_one(src: Source, job: Job | None, dst: Path, config: BatchConfig,
         if output_digest(out) != job.output_hash:
             return Decision(src, "redo", "output does not match its recorded SHA-256", dst, job,
                             fp, digest)
-        return Decision(src, "skip", "done, output verified", dst, job, fp, digest)
+        return Decision(src, "skip", "done, output verified", dst, job, fp, digest,
+                        verified=True)
     if job.status == "failed":
         if job.failures > config.batch.retries:
             return Decision(src, "skip", f"failed {job.failures} times "
@@ -439,7 +441,18 @@ def prepare(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, db: 
             todo.append(job)
         else:
             events(f"skip {d.source.path}: {d.reason}")
+            if d.verified and _restore_sidecars(d.output, config):
+                events(f"{d.output}: missing fixity sidecars written again")
     return todo, ids
+
+
+def _restore_sidecars(output: Path, config: BatchConfig) -> bool:
+    """Write the fixity sidecars of a verified output again if one was deleted."""
+    wanted = [".sha256"] + ([".framemd5"] if config.batch.framemd5 else [])
+    if all(output.with_name(output.name + s).is_file() for s in wanted):
+        return False
+    write_fixity(output, framemd5=config.batch.framemd5)
+    return True
 
 
 def run_batch(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, *,
