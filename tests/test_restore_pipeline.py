@@ -227,7 +227,8 @@ def test_cli_restores_an_image_sequence_at_the_given_rate(tmp_path, ckpt, two_fa
 
 
 @pytest.mark.parametrize("case", ["not_video", "missing_weights", "same_path", "report_taken",
-                                  "report_folder_missing", "compare_is_output", "one_image"])
+                                  "report_folder_missing", "compare_is_output", "one_image",
+                                  "value_out_of_range"])
 def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case) -> None:
     env = dict(mirror_env, VIDRESTORE_OFFLINE="1")
     src, out = clip, tmp_path / "out.mp4"
@@ -247,6 +248,8 @@ def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case
         args += ["--compare", str(out)]
     elif case == "one_image":
         out = tmp_path / "still.png"
+    elif case == "value_out_of_range":  # refused by the option parser, also in one line
+        args += ["--fidelity", "2"]
     else:
         out = clip
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
@@ -254,7 +257,8 @@ def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case
     assert r.returncode != 0
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert {"compare_is_output": "names the same file as the output",
-            "one_image": "still_%06d.png"}.get(case, "") in r.stderr
+            "one_image": "still_%06d.png", "value_out_of_range": "'--fidelity'"
+            }.get(case, "") in r.stderr
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
     if case != "same_path":
         assert not out.exists()

@@ -104,11 +104,20 @@ def main() -> None:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _raise_stopped)
     try:
-        cli(prog_name="vidrestore")
-    except _Interrupted:
+        code = cli.main(prog_name="vidrestore", standalone_mode=False)
+    except click.ClickException as exc:  # a bad option or argument: one line, like the rest
+        click.echo(f"vidrestore: error: {exc.format_message()}{_help_hint(exc)}", err=True)
+        sys.exit(exc.exit_code)
+    except (_Interrupted, KeyboardInterrupt, click.Abort):
         _die_by(signal.SIGINT)
     except _Stopped as stop:
         _die_by(stop.signum)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _help_hint(exc: click.ClickException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    return f" (see '{ctx.command_path} --help')" if ctx is not None else ""
 
 
 def _die_by(signum: int) -> NoReturn:
