@@ -321,3 +321,7 @@ def test_timecode_is_kept_and_dropped_for_a_cut(tmp_path: Path) -> None:
         "avc1", "tmcd"]
     report = passthrough(src, tmp_path / "cut.mov", start=0.2, **FAST)
     assert [n.codec for n in report.not_carried] == ["timecode"]
+    head = tmp_path / "head.mov"  # a cut from the beginning keeps the start timecode
+    assert passthrough(src, head, end=0.2, strict_streams=True, **FAST).not_carried == ()
+    tags = {k.lower(): v for k, v in stream(ffprobe(head), "video")["tags"].items()}
+    assert tags["timecode"] == "01:00:00:00" and len(read_all(head)) == 5

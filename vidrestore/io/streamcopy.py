@@ -69,12 +69,12 @@ class StreamCopier:
     """
 
     def __init__(self, source: VideoInfo, output: Any, video: Any, *, strict: bool,
-                 ranged: bool = False, dst: Path | None = None) -> None:
+                 starts_late: bool = False, dst: Path | None = None) -> None:
         self.notes: list[StreamNote] = []
         self._map: dict[int, Any] = {}
         self._input = open_input(source.path)
         try:
-            self._plan(source, output, video, ranged)
+            self._plan(source, output, video, starts_late)
             if strict and self.notes:
                 # named by the destination, not by the temporary file being written
                 raise StreamCopyError(f"{dst or output.name}: "
@@ -90,14 +90,14 @@ class StreamCopier:
         self._pending: Any = None
         self._held: dict[int, Any] = {}  # input stream index -> its latest packet
 
-    def _plan(self, source: VideoInfo, output: Any, video: Any, ranged: bool) -> None:
+    def _plan(self, source: VideoInfo, output: Any, video: Any, starts_late: bool) -> None:
         output.metadata.update(fresh_tags(dict(self._input.metadata)))
         fmt = output.format.name
         for stream in self._input.streams:
             if stream.index == source.stream_index:
                 video.metadata.update(fresh_tags(dict(stream.metadata)))
                 video.disposition = stream.disposition
-                if ranged and video.metadata.pop("timecode", None):
+                if starts_late and video.metadata.pop("timecode", None):
                     self.notes.append(StreamNote(stream.index, "video", "timecode",
                                                  "a start timecode does not fit a cut"))
                 continue

@@ -115,6 +115,8 @@ class VideoWriter:
         self.dst = Path(dst)
         self._ranged = start is not None or end is not None
         self._end = None if end is None else parse_time(end, rate=self.info.avg_rate, name="end")
+        # only a cut that starts after the beginning moves the start timecode
+        late = start is not None and parse_time(start, rate=self.info.avg_rate, name="start") > 0
         self._last: Frame | None = None
         self._interval: int | None = None
         self._shift = 0
@@ -130,7 +132,7 @@ class VideoWriter:
             self._sink = SequenceWriter(self.dst, self.info, overwrite=self.options.overwrite,
                                         strict=self.options.strict_streams)
         else:
-            self._sink = _Encoder(self.dst, self.info, self.options, ranged=self._ranged)
+            self._sink = _Encoder(self.dst, self.info, self.options, starts_late=late)
 
     @property
     def not_carried(self) -> tuple[StreamNote, ...]:
@@ -220,7 +222,7 @@ class _Encoder:
     """The container side of :class:`VideoWriter`: encoder, stream copier, temporary file."""
 
     def __init__(self, dst: Path, info: VideoInfo, options: WriterOptions, *,
-                 ranged: bool) -> None:
+                 starts_late: bool) -> None:
         check_output(dst, [info.path] if info.path and not info.is_sequence else [],
                      overwrite=options.overwrite)
         self.info = info
@@ -246,8 +248,8 @@ class _Encoder:
             self._fields = _field_marker(info, self._stream.codec_context.pix_fmt)
             if info.path and not info.is_sequence:
                 self._copier = StreamCopier(info, self._out, self._stream,
-                                            strict=options.strict_streams, ranged=ranged,
-                                            dst=dst)
+                                            strict=options.strict_streams,
+                                            starts_late=starts_late, dst=dst)
                 self.notes = self._copier.notes
             self._out.options.update(_movie_timescale(self._out))
             self._out.start_encoding()
