@@ -76,6 +76,12 @@ def _options(weights: Path) -> tuple[RestoreOptions, FaceOptions]:
             FaceOptions(lookahead=2))
 
 
+def _texture(seed: int) -> np.ndarray:
+    """A picture of coarse random blocks and no face (the network stays idle on it)."""
+    rng = np.random.default_rng(seed)
+    return cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+
+
 def _clip(path: Path, photo: np.ndarray, n: int, step: tuple[float, float] = (0.6, 0.25),
           **kw: Any) -> Path:
     return write_clip(path, pan_frames(photo, n, (W, H), step=step), **kw)
@@ -267,8 +273,7 @@ def _cli(*args: str) -> Any:
 
 def test_bad_changed_and_tampered_inputs(tmp_path: Path, weights: Path) -> None:
     # what is tested here is the bookkeeping: pictures without faces keep the network idle
-    rng = np.random.default_rng(5)
-    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    texture = _texture(5)
     good = _clip(tmp_path / "good.mp4", texture, 4, audio=False)
     _clip(tmp_path / "other.mp4", texture[::-1].copy(), 4, audio=False)
     bad = tmp_path / "bad.mp4"
@@ -407,8 +412,7 @@ def test_other_codecs_segments_equal_one_pass(tmp_path: Path, worker: SegmentWor
     from vidrestore.restore.api import restore_video
     from vidrestore.restore.pipeline import Restorer
 
-    rng = np.random.default_rng(7)
-    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    texture = _texture(7)
     src = _clip(tmp_path / "tex.mp4", texture, 7, audio=True)  # no face: the codec is tested
     restore, faces = _options(weights)
     suffix = ".mov" if codec.startswith("prores") else ".mp4"
@@ -434,8 +438,7 @@ def test_other_codecs_segments_equal_one_pass(tmp_path: Path, worker: SegmentWor
 def test_outputs_never_replace_inputs_or_strangers(tmp_path: Path, weights: Path) -> None:
     """A batch written into its own source folder, or over a file of the user's, takes a free
     name; its outputs are not read back as inputs on the next run."""
-    rng = np.random.default_rng(3)
-    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    texture = _texture(3)
     reels = tmp_path / "reels"
     reels.mkdir()
     src = _clip(reels / "reel.mkv", texture, 3, audio=False, codec="ffv1")
@@ -475,8 +478,7 @@ def test_cli_image_sequence_codecs_and_bad_values(tmp_path: Path, photo: np.ndar
 
 
 def test_a_finished_job_survives_its_input_going_missing(tmp_path: Path, weights: Path) -> None:
-    rng = np.random.default_rng(9)
-    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    texture = _texture(9)
     src = _clip(tmp_path / "reel.mp4", texture, 3, audio=False)
     out = tmp_path / "out"
     args = (str(src), "--out", str(out), "--weights", str(weights), *CLI_OPTIONS)
@@ -493,8 +495,7 @@ def test_a_finished_job_survives_its_input_going_missing(tmp_path: Path, weights
 
 
 def test_deleted_fixity_sidecars_are_written_again(tmp_path: Path, weights: Path) -> None:
-    rng = np.random.default_rng(17)
-    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    texture = _texture(17)
     src = _clip(tmp_path / "reel.mp4", texture, 3, audio=False)
     out = tmp_path / "out"
     args = (str(src), "--out", str(out), "--weights", str(weights), *CLI_OPTIONS)
@@ -526,8 +527,7 @@ def test_unusable_batch_folders_say_why_in_one_line(tmp_path: Path, weights: Pat
 def test_options_that_do_not_shape_outputs_do_not_redo_jobs(tmp_path: Path, weights: Path,
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
-    rng = np.random.default_rng(11)
-    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    texture = _texture(11)
     src = _clip(tmp_path / "reel.mp4", texture, 2, audio=False)
     ckpt = tmp_path / "ckpt.pth"
     ckpt.write_bytes(weights.read_bytes())
@@ -548,8 +548,7 @@ def test_options_that_do_not_shape_outputs_do_not_redo_jobs(tmp_path: Path, weig
 
 def test_a_moved_batch_folder_keeps_its_finished_and_unfinished_jobs(tmp_path: Path,
                                                                      weights: Path) -> None:
-    rng = np.random.default_rng(13)
-    texture = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (W * 2, H * 2))
+    texture = _texture(13)
     done_src = _clip(tmp_path / "done.mp4", texture, 3, audio=False)
     bad_src = tmp_path / "later.mp4"
     bad_src.write_bytes(b"not yet")  # fails now, is fixed after the move

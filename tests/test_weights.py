@@ -134,38 +134,28 @@ def test_truncated_download_is_refused(tmp_path: Path, server) -> None:
     assert not list(tmp_path.glob(".model.bin*"))
 
 
-def test_short_body_is_refused_without_a_published_hash(tmp_path: Path, server) -> None:
-    server.files["short.bin"] = PAYLOAD
+@pytest.mark.parametrize("mode, said", [("truncate", "received 150000 of 300000 bytes"),
+                                         ("chunked_drop", "IncompleteRead")])
+def test_a_body_cut_short_fails_its_source_and_the_next_is_tried(tmp_path: Path, server,
+                                                                 mode: str, said: str) -> None:
+    """A body shorter than announced (Content-Length, or a chunked reply that drops) is not
+    installed nor, for a model without a published hash, recorded as trusted."""
+    server.files["cut.bin"] = PAYLOAD
     server.files["model.bin"] = PAYLOAD
-    server.modes["short.bin"] = "truncate"
+    server.modes["cut.bin"] = mode
     base = _url(server)
-    only_short = WeightStore(tmp_path, mirrors=(), progress=False,
-                             manifest=_spec((base + "/short.bin",), sha=None))
-    with pytest.raises(WeightsError, match="received 150000 of 300000 bytes"):
-        only_short.download("m")
+    only_cut = WeightStore(tmp_path, mirrors=(), progress=False,
+                           manifest=_spec((base + "/cut.bin",), sha=None))
+    with pytest.raises(WeightsError, match=said) as info:
+        only_cut.download("m")
+    assert "\n" not in str(info.value) and base + "/cut.bin" in str(info.value)
     assert not (tmp_path / "model.bin").exists()
     assert not (tmp_path / "recorded.json").exists()
     store = WeightStore(tmp_path, mirrors=(), progress=False,
-                        manifest=_spec((base + "/short.bin", base + "/model.bin"), sha=None))
+                        manifest=_spec((base + "/cut.bin", base + "/model.bin"), sha=None))
     assert store.download("m").read_bytes() == PAYLOAD
     assert store.expected("m") == (len(PAYLOAD), PAYLOAD_SHA)
-
-
-def test_dropped_chunked_download_moves_to_next_source(tmp_path: Path, server) -> None:
-    server.files["drop.bin"] = PAYLOAD
-    server.files["model.bin"] = PAYLOAD
-    server.modes["drop.bin"] = "chunked_drop"
-    base = _url(server)
-    only_drop = WeightStore(tmp_path, mirrors=(), progress=False,
-                            manifest=_spec((base + "/drop.bin",), sha=None))
-    with pytest.raises(WeightsError) as info:
-        only_drop.download("m")
-    assert "\n" not in str(info.value) and base + "/drop.bin" in str(info.value)
-    assert not (tmp_path / "model.bin").exists()
-    store = WeightStore(tmp_path, mirrors=(), progress=False,
-                        manifest=_spec((base + "/drop.bin", base + "/model.bin"), sha=None))
-    assert store.download("m").read_bytes() == PAYLOAD
-    assert [h.rsplit("/", 1)[-1] for h in server.hits] == ["drop.bin", "drop.bin", "model.bin"]
+    assert [h.rsplit("/", 1)[-1] for h in server.hits] == ["cut.bin", "cut.bin", "model.bin"]
 
 
 def test_download_many_tries_every_model_and_names_all_failures(tmp_path: Path, server) -> None:
