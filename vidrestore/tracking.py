@@ -19,7 +19,7 @@ from .faces.draw import draw_faces
 from .faces.report import ReportCollector, TrackReport
 from .io import VideoReader, VideoWriter, WriterOptions
 from .io.frame import Frame
-from .io.paths import AtomicOutput, check_output, discard_on_error
+from .io.paths import AtomicOutput, check_side_outputs, discard_on_error
 
 ProgressCallback = Callable[[int, "int | None"], None]
 
@@ -68,9 +68,8 @@ def track_video(
 
     options = options or FaceOptions()
     report_path = Path(report) if report is not None else None
-    if report_path is not None:
-        others = [Path(src)] + ([Path(preview)] if preview is not None else [])
-        check_output(report_path, others, overwrite=overwrite)
+    check_side_outputs(src, None if preview is None else ("the preview", Path(preview)),
+                       [("--report", report_path)], overwrite=overwrite)
     detector = detector or create_detector(options.detector, options, device=device)
     stream = FaceStream(detector, options)
     staged: list[AtomicOutput] = []
@@ -118,4 +117,3 @@ def track_video(
     for target in staged:
         target.commit()
     return result
-

@@ -190,10 +190,9 @@ def _decide_one(src: Source, job: Job | None, dst: Path, config: BatchConfig,
     if job.options_hash != opts_hash:
         return Decision(src, "redo", "options changed", dst, job, fp, digest)
     if job.status == "done":
-        out = dst
-        if not out.exists():
+        if not dst.exists():
             return Decision(src, "redo", "output missing", dst, job, fp, digest)
-        if output_digest(out) != job.output_hash:
+        if output_digest(dst) != job.output_hash:
             return Decision(src, "redo", "output does not match its recorded SHA-256", dst, job,
                             fp, digest)
         return Decision(src, "skip", "done, output verified", dst, job, fp, digest,

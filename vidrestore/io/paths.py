@@ -42,6 +42,23 @@ def check_output(dst: Path, sources: Iterable[Path], *, overwrite: bool) -> None
         raise OutputError(f"{dst}: already exists; pass overwrite=True (--overwrite) to replace it")
 
 
+def check_side_outputs(src: str | os.PathLike[str], main: tuple[str, Path] | None,
+                       sides: Iterable[tuple[str, str | os.PathLike[str] | None]], *,
+                       overwrite: bool) -> None:
+    """Refuse, before any work, side outputs of a run (a report, a comparison) whose path is
+    taken: the input, an existing file (unless ``overwrite``), a missing folder, or the main
+    output (named ``main[0]``, checked by its own writer) or another side output."""
+    named = dict([main]) if main is not None else {}
+    for what, side in sides:
+        if side is None:
+            continue
+        for other, path in named.items():
+            if same_file(Path(side), path):
+                raise OutputError(f"{side}: {what} names the same file as {other}")
+        check_output(Path(side), [Path(src)], overwrite=overwrite)
+        named[what] = Path(side)
+
+
 class AtomicOutput:
     """A temporary file or folder beside ``dst`` that becomes ``dst`` only on :meth:`commit`.
 

@@ -264,11 +264,11 @@ class _Encoder:
         info = self.info
         codec = _codec(options)
         encoder = _ENCODERS[codec]
-        held = self._out.supported_codecs | _ALSO_HOLDS.get(self._out.format.name, frozenset())
         if self._out.format.name == "image2":
             raise UsageError(f"{dst}: one image cannot hold a video; for an image sequence give "
                              f"a numbered pattern such as {dst.stem}_%06d{dst.suffix}, or a "
                              "folder")
+        held = self._out.supported_codecs | _ALSO_HOLDS.get(self._out.format.name, frozenset())
         if _CODEC_IDS[codec] not in held:
             raise UsageError(f"{dst}: {self._out.format.name} cannot hold {codec} video; "
                              f"use {_containers_for(codec)}")

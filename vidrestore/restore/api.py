@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from ..concurrency import BackgroundSink, prefetch
-from ..errors import UsageError
 from ..faces import FaceOptions
 from ..io import VideoReader, VideoWriter, WriterOptions
 from ..io.frame import Frame
-from ..io.paths import AtomicOutput, check_output, discard_on_error, same_file
+from ..io.paths import AtomicOutput, check_side_outputs, discard_on_error
 from .options import RestoreOptions
 from .pipeline import Restorer
 
@@ -97,7 +96,8 @@ def restore_video(
 
     t0 = time.perf_counter()
     writer = writer or WriterOptions()
-    _check_side_outputs(src, dst, report, compare, overwrite=writer.overwrite)
+    check_side_outputs(src, ("the output", Path(dst)),
+                       [("--compare", compare), ("--report", report)], overwrite=writer.overwrite)
     staged: list[AtomicOutput] = []
     with contextlib.ExitStack() as stack:
         stack.push(discard_on_error(staged))
@@ -155,20 +155,6 @@ def _warn_unseen(restorer: Restorer) -> None:
         found = ", ".join(map(str, sorted(restorer.track_ids))) or "none"
         log.warning("--faces: track %s never appeared (tracks found: %s)",
                     ", ".join(map(str, unseen)), found)
-
-
-def _check_side_outputs(src: str | Path, dst: str | Path, report: str | Path | None,
-                        compare: str | Path | None, *, overwrite: bool) -> None:
-    """Refuse a report or comparison path that is taken, before any work is done."""
-    named = {"the output": Path(dst)}
-    for what, side in (("--compare", compare), ("--report", report)):
-        if side is None:
-            continue
-        for other, path in named.items():
-            if same_file(Path(side), path) or Path(side).resolve() == path.resolve():
-                raise UsageError(f"{side}: {what} names the same file as {other}")
-        check_output(Path(side), [Path(src)], overwrite=overwrite)
-        named[what] = Path(side)
 
 
 def stage_report(path: str | Path, info: object, restorer: Restorer, *,
