@@ -339,6 +339,7 @@ class WeightStore:
             raise UsageError(f"{src}: no such file")
         dest = self.path(name)
         pinned = self.spec(name).verified
+        self._make_folder(dest.parent)
         with self._staged(dest) as (tmp, fh):
             self._copy_file(src, fh)
             fh.flush()
@@ -360,8 +361,8 @@ class WeightStore:
 
     @contextlib.contextmanager
     def _staged(self, dest: Path) -> Iterator[tuple[Path, IO[bytes]]]:
-        """A temporary file beside ``dest``; removed unless it was renamed into place."""
-        self._make_folder(dest.parent)
+        """A temporary file beside ``dest`` (whose folder the caller made); removed unless it
+        was renamed into place."""
         for stale in dest.parent.glob(f".{dest.name}.*.part"):
             # Left by a killed process; a live download touches its file every few seconds.
             with contextlib.suppress(OSError):
