@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LINT := __init__.py vidrestore plugins tests benchmarks samples
 
 .PHONY: demo test lint bench setup clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@command -v ffprobe >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing ffmpeg (Debian package)"; \
@@ -17,14 +18,16 @@ $(STAMP): pyproject.toml
 	    echo "vidrestore needs ffmpeg and ffprobe: install your system's ffmpeg package (Debian/Ubuntu: sudo apt-get install ffmpeg)"; exit 1; \
 	  fi; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(PY) samples/demo.py
 
-test: $(STAMP)
-	$(VENV)/bin/ruff check vidrestore plugins tests benchmarks samples
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINT)
+
+test: lint
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)

@@ -1,8 +1,8 @@
 """vidrestore for ComfyUI: temporally stable CodeFormer face restoration of frame batches.
 
-Put (or link) this folder into ComfyUI's ``custom_nodes/`` and install vidrestore into ComfyUI's
-Python (``pip install vidrestore``). ComfyUI reads ``NODE_CLASS_MAPPINGS`` and
-``NODE_DISPLAY_NAME_MAPPINGS`` from here.
+A clone of the repository in ComfyUI's ``custom_nodes/`` loads this package through the root
+``__init__.py`` (see the README). Linked on its own it works too where vidrestore is installed
+in ComfyUI's Python. ComfyUI reads ``NODE_CLASS_MAPPINGS`` and ``NODE_DISPLAY_NAME_MAPPINGS``.
 """
 
 from .host import register_model_folder
