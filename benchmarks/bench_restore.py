@@ -95,12 +95,13 @@ def network_only(options, clip: Path) -> tuple[float, int]:
     from vidrestore.io import VideoReader
     from vidrestore.restore.engine import FaceEngine, FaceItem
     from vidrestore.restore.pipeline import default_batch_size, resolve_device, resolve_dtype
-    from vidrestore.weights import load_codeformer
+    from vidrestore.weights import WeightStore, load_codeformer
 
+    store = WeightStore.from_env()
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
-    model = load_codeformer(options.weights, device=device, dtype=dtype)
-    fs = FaceStream(create_detector("yunet", FaceOptions()), FaceOptions())
+    model = load_codeformer(options.weights, store=store, device=device, dtype=dtype)
+    fs = FaceStream(create_detector("yunet", FaceOptions(), store=store), FaceOptions())
     items = []
     with VideoReader(clip) as r:
         ffs = [ff for fr in r for ff in fs.push(fr)] + fs.flush()

@@ -19,10 +19,11 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     try:
-        store = WeightStore()
+        store = WeightStore.from_env()
         for name in ("codeformer", "yunet"):
             print(f"model {name}: {store.ensure(name)}")
-        samples = WeightStore(HERE / "downloads", manifest=load_manifest(HERE / "manifest.json"))
+        samples = WeightStore(HERE / "downloads", mirrors=store.mirrors, offline=store.offline,
+                              manifest=load_manifest(HERE / "manifest.json"))
         clip = samples.ensure("talking_face")
     except VidrestoreError as exc:
         print(f"vidrestore demo: {exc}", file=sys.stderr)

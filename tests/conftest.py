@@ -44,13 +44,36 @@ def yunet_path(mirror_dir: Path) -> Path:
     return _need(mirror_dir / "face_detection_yunet_2026may.onnx")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The whole session runs as on a new machine, module and session fixtures included: an empty
+    home (no ``~/.cache``, no user config), an empty weights cache, no mirror, and model files
+    never fetched from the network (``VIDRESTORE_OFFLINE``). Tests that need the shared mirror
+    ask for it (``mirror_in_env``, or a store of their own)."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "VIDRESTORE_MIRROR"):
+            mp.delenv(name, raising=False)
+        mp.setenv("VIDRESTORE_HOME", str(home / "vidrestore-weights"))
+        mp.setenv("VIDRESTORE_OFFLINE", "1")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every test gets its own empty weights cache unless it sets one itself."""
     monkeypatch.setenv("VIDRESTORE_HOME", str(tmp_path_factory.mktemp("vrhome")))
-    monkeypatch.delenv("VIDRESTORE_MIRROR", raising=False)
+
+
+@pytest.fixture(scope="module")
+def mirror_in_env(mirror_dir: Path) -> Iterator[Path]:
+    """``VIDRESTORE_MIRROR`` at the shared mirror for a whole module, its module fixtures too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VIDRESTORE_MIRROR", str(mirror_dir))
+        yield mirror_dir
 
 
 @pytest.fixture(scope="module")

@@ -60,10 +60,9 @@ def worker(weights: Path, yunet_path: Path) -> SegmentWorker:
     return SegmentWorker(restore, faces, detector=detector)
 
 
-@pytest.fixture(autouse=True)
-def _mirror(monkeypatch: pytest.MonkeyPatch, mirror_dir: Path) -> None:
-    monkeypatch.setenv("VIDRESTORE_MIRROR", str(mirror_dir))
-    monkeypatch.setenv("VIDRESTORE_OFFLINE", "1")
+@pytest.fixture(scope="module", autouse=True)
+def _mirror(mirror_in_env: Path) -> None:
+    """YuNet from the shared mirror, for the module fixtures too."""
 
 
 # Short look-ahead and temporal window so that frames come out of the restorer while a short

@@ -80,10 +80,9 @@ def model(plugin: ModuleType, weights: Path) -> Any:
     return plugin.nodes.load_model(str(weights), "cpu", "float32")
 
 
-@pytest.fixture(autouse=True)
-def _yunet_from_mirror(monkeypatch: pytest.MonkeyPatch, mirror_dir: Path) -> None:
-    monkeypatch.setenv("VIDRESTORE_MIRROR", str(mirror_dir))
-    monkeypatch.setenv("VIDRESTORE_OFFLINE", "1")
+@pytest.fixture(scope="module", autouse=True)
+def _yunet_from_mirror(mirror_in_env: Path) -> None:
+    """YuNet from the shared mirror, for the module fixtures too."""
 
 
 def _node(plugin: ModuleType, name: str) -> Any:
@@ -148,6 +147,39 @@ def test_inputs_are_generated_from_the_option_dataclasses(plugin: ModuleType) ->
     assert names == face_fields - {"causal", "detector", "min_face"}
     built = _call(settings(), smooth=3.0, max_gap=9)[0]
     assert built == FaceOptions(smooth=3.0, max_gap=9)
+
+
+def test_node_texts_speak_of_inputs_not_command_line_flags(plugin: ModuleType) -> None:
+    texts = []
+    for cls in plugin.NODE_CLASS_MAPPINGS.values():
+        texts.append(cls.DESCRIPTION)
+        texts.extend(getattr(cls, "OUTPUT_TOOLTIPS", ()))
+        assert len(getattr(cls, "OUTPUT_TOOLTIPS", ())) == len(cls.RETURN_TYPES), cls
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, (_, *rest) in spec.get(section, {}).items():
+                opts = rest[0] if rest else {}
+                assert opts.get("tooltip"), (cls.__name__, name)
+                texts.append(opts["tooltip"])
+    for text in texts:
+        assert "--" not in text and "``" not in text and "`" not in text, text
+        assert "vidrestore track" not in text, text
+    settings = _node(plugin, "VidrestoreFaceSettings").INPUT_TYPES()["required"]
+    assert "scan_every" in settings["detect_size"][1]["tooltip"]  # the input's own name
+    assert "the Track Faces node" in _node(plugin, "VidrestoreRestoreFaces").INPUT_TYPES()[
+        "optional"]["faces"][1]["tooltip"]
+
+
+def test_errors_name_the_node_input(plugin: ModuleType, images: torch.Tensor, model: Any
+                                    ) -> None:
+    from vidrestore.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"^device: 'gpu' is not a device"):
+        _call(_node(plugin, "VidrestoreLoadCodeFormer")(), device="gpu")
+    # a track that never appears would silently restore nothing: the run says so instead
+    with pytest.raises(UsageError, match=r"^faces: track 7 never appeared in these frames "
+                       r"\(tracks found: 1; the Track Faces node shows them\)$"):
+        _restore(plugin, None, images, model, faces="7")
 
 
 # -- restoring ------------------------------------------------------------------------------------
@@ -237,8 +269,10 @@ def test_frames_without_faces_and_float_pictures(plugin: ModuleType, model: Any)
 
 # -- the host's interrupt, progress bar and model folder ------------------------------------------
 def _fake_comfy(root: Path, stop_after: int) -> None:
+    """``comfy`` stand-ins with the real modules' interface (the real host runs in
+    test_comfyui_host.py): Cancel pressed after ``stop_after`` checks, bar updates recorded."""
     pkg = root / "comfy"
-    pkg.mkdir()
+    pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "model_management.py").write_text(textwrap.dedent(f"""
         class InterruptProcessingException(Exception):
@@ -259,30 +293,58 @@ def _fake_comfy(root: Path, stop_after: int) -> None:
         updates = []
 
         class ProgressBar:
-            def __init__(self, total):
+            def __init__(self, total, node_id=None):
                 self.total = total
+                self.current = 0
+
+            def update_absolute(self, value, total=None, preview=None):
+                self.total = total if total is not None else self.total
+                self.current = min(value, self.total)
+                updates.append((self.current, self.total))
 
             def update(self, value):
-                updates.append(value)
+                self.update_absolute(self.current + value)
     """))
 
 
-def test_interrupt_stops_between_frames(plugin: ModuleType, images: torch.Tensor, model: Any,
-                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_comfy(tmp_path, stop_after=3)
-    monkeypatch.syspath_prepend(str(tmp_path))
+def _run_with_cancel(plugin: ModuleType, images: torch.Tensor, model: Any, root: Path,
+                     stop_after: int, **inputs: Any) -> tuple[ModuleType, ModuleType, Any]:
+    _fake_comfy(root, stop_after)
+    sys.path.insert(0, str(root))
     try:
         import comfy.model_management as mm
         import comfy.utils as cu
 
         node = _node(plugin, "VidrestoreRestoreFaces")()
-        with pytest.raises(mm.InterruptProcessingException):
-            _restore(plugin, node, images, model, temporal="recurrent", session="s")
-        assert mm.calls == 4  # the fourth frame was refused: nothing after it was read
-        assert 0 < len(cu.updates) <= 3 and set(cu.updates) == {1}  # progress moved, then stopped
-        assert node.slot.current is None  # half-done state is not continued
+        try:
+            _restore(plugin, node, images, model, **inputs)
+        except mm.InterruptProcessingException:
+            node.cancelled = True
+        return mm, cu, node
     finally:
+        sys.path.remove(str(root))
         _forget(COMFY_ROOTS)
+
+
+@pytest.mark.parametrize("inputs", [{}, {"temporal": "recurrent", "session": "s"}],
+                         ids=["whole-window", "session-recurrent"])
+def test_cancel_and_progress_work_through_the_whole_run(plugin: ModuleType, images: torch.Tensor,
+                                                        model: Any, tmp_path: Path,
+                                                        inputs: dict[str, Any]) -> None:
+    mm, cu, node = _run_with_cancel(plugin, images, model, tmp_path / "all", 10**6,
+                                    batch_size=1, **inputs)
+    values = [v for v, _ in cu.updates]
+    assert not hasattr(node, "cancelled")
+    # the bar moves on every step (each frame read and each network batch of one face) ...
+    assert values == sorted(values) and len(set(values)) == len(values) == mm.calls
+    assert cu.updates[-1][0] == cu.updates[-1][1]  # ... and ends full
+    assert len(cu.updates) == N + 2 * N  # one face on every frame: 2 network passes each
+    # Cancel is honoured at the very last step too: in the whole run that is the tail after the
+    # last frame was read (look-ahead and window), where no frame comes out for a while
+    mm, cu, node = _run_with_cancel(plugin, images, model, tmp_path / "last", mm.calls - 1,
+                                    batch_size=1, **inputs)
+    assert node.cancelled and node.slot.current is None  # half-done state is not continued
+    assert len(cu.updates) == mm.calls - 1
 
 
 def test_model_folder_is_registered_and_listed(tmp_path: Path, weights: Path,
@@ -291,6 +353,7 @@ def test_model_folder_is_registered_and_listed(tmp_path: Path, weights: Path,
     (models / "facerestore_models").mkdir(parents=True)
     (models / "facerestore_models" / "codeformer-tiny.pth").write_bytes(weights.read_bytes())
     (models / "facerestore_models" / "notes.txt").write_text("not a network")
+    (models / "facerestore_models" / "another-net.pth").write_bytes(b"listed after CodeFormer")
     (tmp_path / "folder_paths.py").write_text(textwrap.dedent(f"""
         import os
         models_dir = {str(models)!r}
@@ -317,8 +380,10 @@ def test_model_folder_is_registered_and_listed(tmp_path: Path, weights: Path,
             str(models / "facerestore_models")]
         loader = fresh.NODE_CLASS_MAPPINGS["VidrestoreLoadCodeFormer"]
         choices = loader.INPUT_TYPES()["required"]["model_name"][0]
-        assert choices[1:] == ["codeformer-tiny.pth"]
-        (loaded,) = _call(loader(), model_name="codeformer-tiny.pth", device="cpu")
+        # the user's own files first, CodeFormer's leading (the default), the cache entry last
+        assert choices == ["codeformer-tiny.pth", "another-net.pth",
+                           "codeformer.pth (vidrestore weights cache)"]
+        (loaded,) = _call(loader(), device="cpu")  # the default: no download
         assert loaded.device == "cpu" and loaded.dtype == "float32"
         assert loaded.source.endswith("codeformer-tiny.pth")
         assert sum(p.numel() for p in loaded.model.parameters()) > 0
@@ -346,6 +411,9 @@ def test_example_workflow_fits_the_nodes(plugin: ModuleType) -> None:
                                                         "VidrestoreRestoreFaces"}
     kinds = {v["class_type"] for v in graph.values()}
     assert {"VHS_LoadVideo", "VHS_VideoCombine"} <= kinds
+    load = next(v for v in graph.values() if v["class_type"] == "VHS_LoadVideo")
+    assert load["inputs"]["format"] == "None"  # frames keep their size (no multiple of 8)
+    assert "force_size" not in load["inputs"]  # an input VHS has removed
     combine = next(v for v in graph.values() if v["class_type"] == "VHS_VideoCombine")
     loader = next(k for k, v in graph.items() if v["class_type"] == "VHS_LoadVideo")
     assert combine["inputs"]["audio"] == [loader, 2]  # the original sound
@@ -358,7 +426,9 @@ def test_example_workflow_fits_the_nodes(plugin: ModuleType) -> None:
             opts = rest[0] if rest else {}
             if isinstance(value, list) and len(value) == 2 and value[0] in graph:
                 continue  # a link
-            if isinstance(kind, list):
+            if name == "model_name":  # a file of models/facerestore_models, not a download
+                assert value == "codeformer.pth"
+            elif isinstance(kind, list):
                 assert value in kind, name
             elif kind in ("INT", "FLOAT"):
                 assert opts["min"] <= value <= opts.get("max", float("inf")), name

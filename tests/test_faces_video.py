@@ -29,7 +29,6 @@ from vidrestore.faces.detect import (
     available_detectors,
     detect_tiles,
     dither_shift,
-    load_retinaface_weights,
 )
 from vidrestore.faces.metrics import identity_score, path_error
 from vidrestore.faces.register import FaceRegistrar
@@ -119,19 +118,24 @@ def test_tiles_find_faces_too_small_for_the_working_size(photo, yunet) -> None:
     assert all(d.box[0] >= 900 and d.box[2] <= 900 + small.shape[1] for d in found)
 
 
-def test_create_detector_names_files_and_mirror(tmp_path, mirror_dir, monkeypatch) -> None:
+def test_create_detector_names_files_and_mirror(tmp_path, mirror_dir) -> None:
+    from vidrestore.weights import WeightStore
+
     with pytest.raises(UsageError, match="not one of yunet, retinaface"):
         create_detector("mtcnn")
+    with pytest.raises(UsageError, match="give a model_path or a WeightStore"):
+        create_detector("yunet")
     with pytest.raises(WeightsError, match="not found"):
         create_detector("yunet", model_path=tmp_path / "none.onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
     with pytest.raises(CheckpointError, match="YuNet"):
         create_detector("yunet", model_path=junk)
-    monkeypatch.setenv("VIDRESTORE_MIRROR", str(mirror_dir))
-    det = create_detector("yunet", FaceOptions(detect_size=320, score_threshold=0.8))
+    store = WeightStore(tmp_path / "cache", mirrors=(str(mirror_dir),), offline=True)
+    det = create_detector("yunet", FaceOptions(detect_size=320, score_threshold=0.8),
+                          store=store)
     assert (det.name, det.detect_size, det.score_threshold) == ("yunet", 320, 0.8)
-    assert det.model_path.parent != mirror_dir  # a verified copy in the cache
+    assert det.model_path.parent == store.home  # a verified copy in the cache
     assert set(available_detectors()) == {"yunet", "retinaface"}
 
 
@@ -159,8 +163,9 @@ def test_retinaface_network_runs_and_loads_its_own_state_dict(tmp_path) -> None:
     del state["module." + key]
     state["module.extra"] = torch.zeros(1)
     torch.save(state, tmp_path / "bad.pth")
-    with pytest.raises(CheckpointError, match="missing 1 .*ClassHead.*unexpected 1"):
-        load_retinaface_weights(other.net, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match=r"not RetinaFace ResNet-50 weights: 1 missing "
+                       r"\(ClassHead.*\); 1 unexpected \(extra\)"):
+        RetinaFaceDetector(tmp_path / "bad.pth")
 
 
 # -- tracking -----------------------------------------------------------------------------------
@@ -235,15 +240,21 @@ def test_clip_without_faces_and_faces_below_min_face(yunet, sprites) -> None:
     assert all(not ff.faces for ff in run_stream(FaceStream(yunet, tiny), frames))
 
 
-def test_causal_mode_returns_every_frame_at_once(yunet, sprites) -> None:
+@pytest.mark.parametrize("confirm_score", [0.85, 1.0])
+def test_causal_mode_returns_every_frame_at_once(yunet, sprites, confirm_score) -> None:
     path = Motion((100, 150), velocity=(4.0, 0.0), scale=0.45)
     frames, truth = clip([Scene(20, [Actor(sprites[2], path)], seed=4)])
-    stream = FaceStream(yunet, FaceOptions(causal=True, batch=4))
+    options = FaceOptions(causal=True, batch=4, confirm_score=confirm_score)
+    stream = FaceStream(yunet, options)
     assert stream.lookahead == 0
+    first_score = yunet.detect([frames[0].pixels])[0][0].score
+    # a confident new face is restored from its first frame; 1.0 waits for min_hits detections
+    late = 0 if first_score >= confirm_score else options.min_hits - 1
+    assert confirm_score == 1.0 or late == 0
     for frame in frames:
         out = stream.push(frame)
         assert [ff.frame.index for ff in out] == [frame.index]
-        expected = 0 if frame.index < FaceOptions().min_hits - 1 else 1
+        expected = 0 if frame.index < late else 1
         assert [f.track_id for f in out[0].faces] == [1] * expected
     assert stream.flush() == []
 

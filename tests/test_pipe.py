@@ -217,8 +217,8 @@ def test_pipe_between_ffmpegs_restores_and_keeps_sound(
     got = out_raw.read_bytes()
     assert len(got) == N * fmt.frame_bytes
     assert got == expected
-    # a new track is reported from its second detection on (causal: no going back)
-    assert sum(restorer.faces_restored.values()) == N - 1
+    # causal, yet a confidently detected new face is restored from its first frame on
+    assert sum(restorer.faces_restored.values()) == N
     assert got != _decode_raw(face_clip)
 
 

@@ -189,6 +189,31 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           text=True, env=env, cwd=REPO, timeout=300)
 
 
+@pytest.mark.parametrize("content", [b"<html>not found</html>", b"", "state dict of another net"])
+def test_cli_broken_parsing_model_in_the_cache_is_one_line(tmp_path, ckpt, clip, mirror_env,
+                                                           content) -> None:
+    """``--mask auto`` uses ParseNet when its file is cached; a file that is not ParseNet's
+    weights is a one-line error naming it, through the same safe loader as every checkpoint."""
+    import torch
+
+    home = tmp_path / "cache"
+    home.mkdir()
+    junk = home / "parsing_parsenet.pth"
+    if isinstance(content, bytes):
+        junk.write_bytes(content)
+    else:
+        torch.save({"conv.weight": torch.zeros(3, 3, 1, 1)}, junk)
+    before = junk.read_bytes()
+    out = tmp_path / "out.mp4"
+    r = _cli("restore", str(clip), "-o", str(out), "--weights", str(ckpt), "--no-progress",
+             env=dict(mirror_env, VIDRESTORE_HOME=str(home)))
+    assert r.returncode == 5, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(junk) in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert not out.exists() and junk.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
 def test_cli_restore_is_deterministic_and_refuses_to_overwrite(tmp_path, ckpt, clip, mirror_env
                                                                ) -> None:
     a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"

@@ -20,6 +20,7 @@ from .faces.report import ReportCollector, TrackReport
 from .io import VideoReader, VideoWriter, WriterOptions
 from .io.frame import Frame
 from .io.paths import AtomicOutput, check_side_outputs, discard_on_error
+from .weights import WeightStore
 
 ProgressCallback = Callable[[int, "int | None"], None]
 
@@ -39,6 +40,7 @@ def track_video(
     device: str = "auto",
     progress_callback: ProgressCallback | None = None,
     fps: str | float | None = None,
+    store: WeightStore | None = None,
 ) -> TrackReport:
     """Track the faces of ``src``; optionally write a preview video and a ``tracks.json``.
 
@@ -56,6 +58,8 @@ def track_video(
         device: where RetinaFace runs (``auto``: a GPU when there is one).
         progress_callback: called as ``(frames_done, frames_total_or_None)``.
         fps: frame rate of an image-sequence ``src`` (required for one).
+        store: where the detector's model file comes from (default: the store the environment
+            names).
 
     Returns:
         The :class:`~vidrestore.faces.report.TrackReport` (also written to ``report``).
@@ -70,7 +74,9 @@ def track_video(
     report_path = Path(report) if report is not None else None
     check_side_outputs(src, None if preview is None else ("the preview", Path(preview)),
                        [("--report", report_path)], overwrite=overwrite)
-    detector = detector or create_detector(options.detector, options, device=device)
+    if detector is None:
+        detector = create_detector(options.detector, options, device=device,
+                                   store=store if store is not None else WeightStore.from_env())
     stream = FaceStream(detector, options)
     staged: list[AtomicOutput] = []
     with contextlib.ExitStack() as stack:

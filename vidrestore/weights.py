@@ -1,11 +1,15 @@
 """Model files: the manifest, the local cache, verified downloads and imports.
 
-Every file vidrestore can use has one manifest entry (``weights/manifest.json``): file name, size,
-SHA-256, licence, origin and the URLs it is published at. Files live in ``$VIDRESTORE_HOME``
-(default: the user's cache folder). A download streams to a temporary file beside the final one,
-is checked for size and hash, and only then renamed into place, so a half file never carries the
-final name. ``$VIDRESTORE_MIRROR`` (directories or http(s) base URLs, separated by ``os.pathsep``)
-is tried before the upstream URLs. A file whose hash does not match is refused, never used.
+Every file vidrestore can use has one manifest entry (``vidrestore/manifest.json``): file name,
+size, SHA-256, licence, origin and the URLs it is published at. A :class:`WeightStore` is given
+its folder and mirrors; :meth:`WeightStore.from_env` reads them from ``$VIDRESTORE_HOME``
+(default: the user's cache folder), ``$VIDRESTORE_MIRROR`` and ``$VIDRESTORE_OFFLINE`` once,
+where a host starts (the CLI, a node pack), and the store is passed down from there.
+
+A download streams to a temporary file beside the final one, is checked for size and hash, and
+only then renamed into place, so a half file never carries the final name. Mirrors (folders or
+http(s) base URLs) are tried before the upstream URLs. A file whose hash does not match is
+refused, never used.
 
 Entries without a published hash are trusted on first use: the first verified download records its
 size and hash in ``recorded.json`` in the cache, and later checks compare against that record.
@@ -101,14 +105,17 @@ def load_manifest(path: Path | str = MANIFEST_PATH) -> dict[str, WeightSpec]:
     }
 
 
-def default_home() -> Path:
-    """``$VIDRESTORE_HOME``, else the platform's user cache folder."""
-    env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env).expanduser()
+def user_cache_home() -> Path:
+    """The platform's user cache folder for model files."""
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("vidrestore")) / "weights"
+
+
+def default_home() -> Path:
+    """``$VIDRESTORE_HOME``, else the platform's user cache folder."""
+    env = os.environ.get(HOME_ENV)
+    return Path(env).expanduser() if env else user_cache_home()
 
 
 def mirrors_from_env() -> tuple[str, ...]:
@@ -174,11 +181,10 @@ class WeightStore:
     """The local cache of model files, with download, verification and import.
 
     Args:
-        home: cache folder (default: ``$VIDRESTORE_HOME`` or the user cache folder).
-        mirrors: folders or base URLs tried before the upstream URLs
-            (default: ``$VIDRESTORE_MIRROR``).
+        home: cache folder (default: the platform's user cache folder).
+        mirrors: folders or base URLs tried before the upstream URLs.
         manifest: entries to serve (default: the project's manifest).
-        offline: never touch the network (default: ``$VIDRESTORE_OFFLINE`` set to 1).
+        offline: never touch the network.
         progress: show a tqdm bar while downloading.
     """
 
@@ -186,16 +192,23 @@ class WeightStore:
         self,
         home: Path | str | None = None,
         *,
-        mirrors: tuple[str, ...] | None = None,
+        mirrors: tuple[str, ...] = (),
         manifest: dict[str, WeightSpec] | None = None,
-        offline: bool | None = None,
+        offline: bool = False,
         progress: bool = True,
     ) -> None:
-        self.home = Path(home) if home is not None else default_home()
-        self.mirrors = mirrors if mirrors is not None else mirrors_from_env()
+        self.home = Path(home) if home is not None else user_cache_home()
+        self.mirrors = mirrors
         self.manifest = manifest if manifest is not None else load_manifest()
-        self.offline = (os.environ.get(OFFLINE_ENV) == "1") if offline is None else offline
+        self.offline = offline
         self.progress = progress
+
+    @classmethod
+    def from_env(cls, *, progress: bool = True) -> WeightStore:
+        """The store the environment names: ``$VIDRESTORE_HOME`` (else the user cache folder),
+        ``$VIDRESTORE_MIRROR``, ``$VIDRESTORE_OFFLINE=1``. Hosts call this once at start."""
+        return cls(default_home(), mirrors=mirrors_from_env(),
+                   offline=os.environ.get(OFFLINE_ENV) == "1", progress=progress)
 
     # -- lookup -----------------------------------------------------------------------------
     def spec(self, name: str) -> WeightSpec:
@@ -490,23 +503,25 @@ class WeightStore:
         return digest
 
 
-def ensure(name: str, *, download: bool = True) -> Path:
-    """Path of a verified local copy of the manifest entry ``name`` (default store)."""
-    return WeightStore().ensure(name, download=download)
-
-
 def load_codeformer(
     path: Path | str | None = None,
     *,
+    store: WeightStore | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
 ) -> Any:
-    """Load CodeFormer from ``path`` (any compatible checkpoint) or the verified cached file."""
+    """Load CodeFormer from ``path`` (any compatible checkpoint) or the verified file of
+    ``store``; one of the two is needed."""
     import torch
 
     from .models.loader import load_codeformer_checkpoint
 
-    resolved = Path(path) if path is not None else ensure("codeformer")
-    if path is not None and not resolved.is_file():
-        raise WeightsError(f"{resolved}: no such checkpoint file")
+    if path is not None:
+        resolved = Path(path)
+        if not resolved.is_file():
+            raise WeightsError(f"{resolved}: no such checkpoint file")
+    elif store is not None:
+        resolved = store.ensure("codeformer")
+    else:
+        raise UsageError("load_codeformer: give a checkpoint path or a WeightStore")
     return load_codeformer_checkpoint(resolved, device=device, dtype=dtype or torch.float32)

@@ -2,7 +2,8 @@
 
 Inside ComfyUI the nodes honour its interrupt button, report progress on its bar, take its
 compute device and register a model folder. Without ComfyUI (tests, scripts) each of these is a
-no-op, so the nodes can be driven as plain Python classes.
+no-op, so the nodes can be driven as plain Python classes. The weights store (the vidrestore
+cache for files not in ComfyUI's model folders) is named by the environment, read here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from importlib import import_module
 from types import ModuleType
 from typing import Any
+
+from vidrestore.weights import WeightStore
 
 log = logging.getLogger("vidrestore.comfyui")
 
@@ -48,6 +51,16 @@ class Progress:
         if self._bar is not None:
             self._bar.update(n)
 
+    def set(self, value: int, total: int) -> None:
+        """Show ``value`` of ``total`` (the total may change as the work becomes known)."""
+        if self._bar is not None:
+            self._bar.update_absolute(value, total)
+
+
+def weight_store() -> WeightStore:
+    """The vidrestore weights cache the environment names (``VIDRESTORE_HOME``, ...)."""
+    return WeightStore.from_env()
+
 
 def torch_device() -> str | None:
     """The device ComfyUI computes on (it honours ``--cpu`` and the chosen GPU), if known."""
@@ -74,7 +87,8 @@ def register_model_folder() -> str | None:
 
 
 def model_files() -> list[str]:
-    """Network files in ComfyUI's ``facerestore_models`` folders (empty outside ComfyUI)."""
+    """Network files in ComfyUI's ``facerestore_models`` folders (empty outside ComfyUI),
+    CodeFormer's first (``codeformer*``, then the rest by name)."""
     fp = folder_paths()
     if fp is None:
         return []
@@ -82,7 +96,9 @@ def model_files() -> list[str]:
         names = fp.get_filename_list(MODEL_FOLDER)
     except (KeyError, AttributeError):
         return []
-    return [n for n in names if n.lower().endswith(MODEL_SUFFIXES)]
+    files = [n for n in names if n.lower().endswith(MODEL_SUFFIXES)]
+    return sorted(files, key=lambda n: (not os.path.basename(n).lower().startswith("codeformer"),
+                                        n.lower()))
 
 
 def model_path(name: str) -> str | None:

@@ -2,18 +2,23 @@
 
 Every option field carries its default, range, allowed values and help (``vidrestore.options.opt``);
 the node inputs are made from that metadata, so the server's checks of ``min``/``max`` and combo
-values are the library's own, and the tooltips are the CLI's help texts.
+values are the library's own, and the tooltips are the CLI's help texts put in the nodes' words
+(:func:`node_text`: input names instead of ``--flags``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from vidrestore.errors import UsageError
+from vidrestore.errors import UsageError, VidrestoreError
+from vidrestore.faces.options import FaceOptions
+from vidrestore.restore.options import RestoreOptions
 
 T = TypeVar("T")
 InputSpec = tuple[Any, ...]
@@ -37,13 +42,54 @@ def _base_type(tp: Any) -> Any:
     return tp
 
 
+@functools.cache
+def _flag_names() -> dict[str, str]:
+    """Command-line flag -> node input name, for every option the nodes take."""
+    out = {}
+    for cls in (FaceOptions, RestoreOptions):
+        for f in dataclasses.fields(cls):
+            out[f.metadata.get("flag") or "--" + f.name.replace("_", "-")] = f.name
+    return out
+
+
+_WORDS = (
+    (re.compile(r"``([^`]+)``"), r"\1"),  # reST literals in docstrings
+    (re.compile(r"`vidrestore track`"), "the Track Faces node"),
+    (re.compile(r"`([^`]+)`"), r"\1"),
+)
+
+
+def node_text(text: str) -> str:
+    """A help text or message of the library in the nodes' words: ``--scan-every`` becomes
+    ``scan_every`` (the input's name), ``vidrestore track`` the Track Faces node, and reST
+    markup goes."""
+    for pattern, repl in _WORDS:
+        text = pattern.sub(repl, text)
+    names = _flag_names()
+    return re.sub(r"--[a-z][a-z0-9-]*", lambda m: names.get(m.group(0), m.group(0)), text)
+
+
+def in_node_words(fn: typing.Callable[..., T]) -> typing.Callable[..., T]:
+    """Run a node function with the library's errors put in the nodes' words."""
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except VidrestoreError as exc:
+            text = node_text(str(exc))
+            if text == str(exc):
+                raise
+            raise type(exc)(text) from exc
+    return run
+
+
 def field_input(cls: type, name: str, **extra: Any) -> InputSpec:
     """The ComfyUI input spec (``(type, {default, min, max, ...})``) of one option field."""
     f = _field(cls, name)
     tp = _base_type(typing.get_type_hints(cls)[name])
     meta = f.metadata
     default = None if f.default is dataclasses.MISSING else f.default
-    spec: dict[str, Any] = {"tooltip": meta.get("help", "")}
+    spec: dict[str, Any] = {"tooltip": node_text(meta.get("help", ""))}
     lo, hi = meta.get("min"), meta.get("max")
     if meta.get("choices"):
         spec["default"] = default

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from vidrestore.restore.options import DEVICES, RestoreOptions
 
 from . import host
 from .convert import ImageCollector, check_images, choose_depth, frames_from_images
-from .inputs import field_input, fields_inputs, options_from
+from .inputs import field_input, fields_inputs, in_node_words, node_text, options_from
 from .session import ChunkPlan, SessionSlot, plan_chunk
 
 log = logging.getLogger("vidrestore.comfyui")
@@ -68,22 +68,25 @@ def load_model(path: str | None, device: str = "auto", dtype: str = "auto") -> L
         device = host.torch_device() or "auto"
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    model = load_codeformer(path, device=dev, dtype=dt)
+    model = load_codeformer(path, store=None if path else host.weight_store(), device=dev,
+                            dtype=dt)
     return LoadedModel(getattr(model, "model", model), path or "codeformer (weights cache)",
                        str(dev), str(dt).replace("torch.", ""))
 
 
 class LoadCodeFormer:
-    """Load a CodeFormer network from ComfyUI's ``facerestore_models`` folder or the vidrestore
+    """Load a CodeFormer network from ComfyUI's facerestore_models folder or the vidrestore
     weights cache (downloaded and hash-checked on first use)."""
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
         return {
             "required": {
-                "model_name": ([CACHE_ENTRY, *host.model_files()], {
+                # a file the user already has comes first, so it is the default
+                "model_name": ([*host.model_files(), CACHE_ENTRY], {
                     "tooltip": "A file in models/facerestore_models, or the verified official "
-                               "file from the vidrestore weights cache."}),
+                               "file from the vidrestore weights cache (downloaded once, "
+                               "376 MB)."}),
                 "device": (list(DEVICES), {"default": "auto", "tooltip": "Compute device; auto "
                                            "uses ComfyUI's device."}),
                 "dtype": field_input(RestoreOptions, "dtype"),
@@ -92,10 +95,12 @@ class LoadCodeFormer:
 
     RETURN_TYPES = (MODEL_TYPE,)
     RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The loaded network with its device and precision, for Restore Faces.",)
     FUNCTION = "load"
     CATEGORY = CATEGORY
-    DESCRIPTION = " ".join((__doc__ or "").split())
+    DESCRIPTION = node_text(" ".join((__doc__ or "").split()))
 
+    @in_node_words
     def load(self, model_name: str, device: str = "auto", dtype: str = "auto"
              ) -> tuple[LoadedModel]:
         path = None
@@ -110,7 +115,7 @@ class LoadCodeFormer:
 # -- face options ---------------------------------------------------------------------------------
 class FaceSettings:
     """All face detection, tracking and smoothing settings, for the restore and track nodes
-    (their own ``detector`` and ``min_face`` inputs take precedence)."""
+    (their own detector and min_face inputs take precedence)."""
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -118,10 +123,13 @@ class FaceSettings:
 
     RETURN_TYPES = (FACE_OPTIONS_TYPE,)
     RETURN_NAMES = ("face_options",)
+    OUTPUT_TOOLTIPS = ("Detection and tracking settings, for the face_options input of Restore "
+                       "Faces and Track Faces.",)
     FUNCTION = "build"
     CATEGORY = CATEGORY
-    DESCRIPTION = " ".join((__doc__ or "").split())
+    DESCRIPTION = node_text(" ".join((__doc__ or "").split()))
 
+    @in_node_words
     def build(self, **values: Any) -> tuple[FaceOptions]:
         return (options_from(FaceOptions, values),)
 
@@ -155,6 +163,24 @@ def _run_frames(frames: Iterable[Frame], collector: ImageCollector,
         progress.update(1)
 
 
+def _network_steps(restorer: Any, frames: int) -> Callable[[], None]:
+    """What the restorer calls after every frame taken in and every network batch: ComfyUI's
+    Cancel, and its progress bar over this batch's work (frames read, faces through the
+    network's two passes), so both keep working while the look-ahead and the window's tail are
+    computed, when no frame comes out."""
+    check = host.interrupt_check()
+    bar = host.Progress(frames)
+    done0, known0 = restorer.work()
+    in0 = restorer.frames_in
+
+    def step() -> None:
+        check()
+        done, known = restorer.work()
+        bar.set(done - done0, known - known0 + frames - (restorer.frames_in - in0))
+
+    return step
+
+
 # -- restore --------------------------------------------------------------------------------------
 class RestoreFacesVideo:
     """Restore every face of a frame batch with CodeFormer, with tracks and temporal smoothing
@@ -168,7 +194,7 @@ class RestoreFacesVideo:
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "Consecutive frames of one video."}),
-                "model": (MODEL_TYPE,),
+                "model": (MODEL_TYPE, {"tooltip": "The network, from Load CodeFormer."}),
                 **fields_inputs(RestoreOptions, RESTORE_MAIN),
                 **fields_inputs(FaceOptions, FACE_MAIN),
             },
@@ -187,8 +213,9 @@ class RestoreFacesVideo:
                        "The face tracks of this batch as JSON (the tracks.json schema).")
     FUNCTION = "restore"
     CATEGORY = CATEGORY
-    DESCRIPTION = " ".join((__doc__ or "").split())
+    DESCRIPTION = node_text(" ".join((__doc__ or "").split()))
 
+    @in_node_words
     def restore(self, images: torch.Tensor, model: LoadedModel,
                 face_options: FaceOptions | None = None, session: str = "",
                 total_frames: int = 0, meta_batch: Any = None,
@@ -203,25 +230,44 @@ class RestoreFacesVideo:
         faces = _face_options(values, face_options, causal=plan.key is not None)
 
         def start() -> tuple[Restorer, np.dtype]:
-            restorer = Restorer(options, faces, model=model.model, keep_tracks=True)
+            restorer = Restorer(options, faces, model=model.model, keep_tracks=True,
+                                store=host.weight_store())
             return restorer, choose_depth(images)
 
         return self.slot.run(
             plan, (model, options, faces), tuple(images.shape[1:3]), images.shape[0], start,
-            lambda restorer, depth, first, final: self._process(restorer, images, depth, first,
-                                                                final=final))
+            lambda restorer, depth, first, final: self._process(
+                restorer, images, depth, first, final=final, whole=plan.key is None))
 
     @staticmethod
     def _process(restorer: Any, images: torch.Tensor, depth: np.dtype, first: int, *,
-                 final: bool) -> tuple[torch.Tensor, str]:
-        frames = frames_from_images(images, depth, first_index=first,
-                                    before_each=host.interrupt_check())
+                 final: bool, whole: bool) -> tuple[torch.Tensor, str]:
+        frames = frames_from_images(images, depth, first_index=first)
         collector = ImageCollector(images)
-        _run_frames(restorer.process(frames, final=final, complete=True), collector,
-                    host.Progress(images.shape[0]))
+        for frame in restorer.process(frames, final=final, complete=True,
+                                      on_step=_network_steps(restorer, images.shape[0])):
+            collector.add(frame)
         report = tracks_report(restorer.tracks, images, first)
         restorer.tracks.clear()  # the report covers this batch; memory stays per batch
+        if final:
+            _check_faces_seen(restorer, whole=whole)
         return collector.result(), report
+
+
+def _check_faces_seen(restorer: Any, *, whole: bool) -> None:
+    """``faces`` naming a track that never appeared is a typo or another video's ID: an error
+    for a whole video (nothing would be restored as asked), a warning at the end of a chunked
+    one (its earlier chunks are already out)."""
+    wanted = restorer.options.faces
+    unseen = sorted(set(wanted) - restorer.track_ids) if wanted is not None else []
+    if not unseen:
+        return
+    found = ", ".join(map(str, sorted(restorer.track_ids))) or "none"
+    message = (f"faces: track {', '.join(map(str, unseen))} never appeared in these frames "
+               f"(tracks found: {found}; the Track Faces node shows them)")
+    if whole:
+        raise UsageError(message)
+    log.warning("%s", message)
 
 
 # -- track preview --------------------------------------------------------------------------------
@@ -253,8 +299,9 @@ class TrackFacesPreview:
                        "The face tracks as JSON (the tracks.json schema).")
     FUNCTION = "track"
     CATEGORY = CATEGORY
-    DESCRIPTION = " ".join((__doc__ or "").split())
+    DESCRIPTION = node_text(" ".join((__doc__ or "").split()))
 
+    @in_node_words
     def track(self, images: torch.Tensor, face_options: FaceOptions | None = None,
               session: str = "", total_frames: int = 0, meta_batch: Any = None,
               prompt: Mapping[str, Any] | None = None, **values: Any
@@ -264,7 +311,7 @@ class TrackFacesPreview:
         faces = _face_options(values, face_options, causal=plan.key is not None)
 
         def start() -> tuple[Any, np.dtype]:
-            return _face_stream(faces), choose_depth(images)
+            return _face_stream(faces, host.weight_store()), choose_depth(images)
 
         return self.slot.run(
             plan, faces, tuple(images.shape[1:3]), images.shape[0], start,
@@ -272,11 +319,11 @@ class TrackFacesPreview:
                                                          final=final))
 
 
-def _face_stream(faces: FaceOptions) -> Any:
+def _face_stream(faces: FaceOptions, store: Any) -> Any:
     from vidrestore.faces import FaceStream, create_detector
 
     device = host.torch_device() or "auto"  # where RetinaFace runs; YuNet is CPU-only
-    return FaceStream(create_detector(faces.detector, faces, device=device), faces)
+    return FaceStream(create_detector(faces.detector, faces, device=device, store=store), faces)
 
 
 def _preview(stream: Any, images: torch.Tensor, depth: np.dtype, first: int, *, final: bool

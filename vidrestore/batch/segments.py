@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 
@@ -58,6 +58,9 @@ from .interlace import (
 )
 from .jobs import SegmentRecord
 from .options import CODEC_TABLE, INTRA_CODECS, BatchOptions
+
+if TYPE_CHECKING:
+    from ..weights import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -239,23 +242,26 @@ class SegmentWorker:
     """
 
     def __init__(self, restore: RestoreOptions, faces: FaceOptions, *, name: str = "local",
-                 model: Any = None, detector: Any = None) -> None:
+                 model: Any = None, detector: Any = None,
+                 store: WeightStore | None = None) -> None:
         from ..faces import create_detector
         from ..restore.pipeline import resolve_device, resolve_dtype
-        from ..weights import load_codeformer
+        from ..weights import WeightStore, load_codeformer
 
         self.name = name
+        self.store = store if store is not None else WeightStore.from_env()
         device = resolve_device(restore.device)
         dtype = resolve_dtype(restore.dtype, device)
         self.model = model if model is not None else load_codeformer(
-            restore.weights, device=device, dtype=dtype)
+            restore.weights, store=self.store, device=device, dtype=dtype)
         self.detector = detector if detector is not None else create_detector(
-            faces.detector, faces, device=str(device))
+            faces.detector, faces, device=str(device), store=self.store)
 
     def restorer(self, spec: JobSpec) -> Any:
         from ..restore.pipeline import Restorer
 
-        return Restorer(spec.restore, spec.faces, model=self.model, detector=self.detector)
+        return Restorer(spec.restore, spec.faces, model=self.model, detector=self.detector,
+                        store=self.store)
 
     def compute(self, spec: JobSpec, plan: Plan, idx: int,
                 prev: SegmentRecord | None) -> SegmentRecord:

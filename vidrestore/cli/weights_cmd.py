@@ -26,7 +26,7 @@ def weights() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_cmd(as_json: bool) -> None:
     """Show every model file: present or missing, size, licence, hash and path."""
-    store = WeightStore()
+    store = WeightStore.from_env()
     rows = []
     for name in store.manifest:
         st = store.status(name)
@@ -55,7 +55,7 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Fetch again even when a good copy is present.")
 def download(names: tuple[str, ...], all_: bool, force: bool) -> None:
     """Download NAMES (checked by size and SHA-256) into the cache."""
-    store = WeightStore()
+    store = WeightStore.from_env()
     todo = list(store.manifest) if all_ else list(names)
     if not todo:
         raise click.UsageError("name at least one model file, or --all")
@@ -67,7 +67,7 @@ def download(names: tuple[str, ...], all_: bool, force: bool) -> None:
 @click.argument("names", nargs=-1)
 def verify(names: tuple[str, ...]) -> None:
     """Re-hash cached files; exit non-zero if any present file is corrupt."""
-    store = WeightStore()
+    store = WeightStore.from_env()
     bad = []
     for name in names or tuple(store.manifest):
         st = store.status(name, rehash=True)
@@ -83,5 +83,5 @@ def verify(names: tuple[str, ...]) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def import_cmd(name: str, path: Path) -> None:
     """Copy a file downloaded by hand into the cache, after checking its hash."""
-    dest = WeightStore().import_file(name, path)
+    dest = WeightStore.from_env().import_file(name, path)
     click.echo(f"{name}: {dest}")

@@ -23,6 +23,7 @@ import re
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -30,6 +31,9 @@ import numpy as np
 from ..errors import CheckpointError, UsageError, WeightsError
 from .options import FaceOptions
 from .records import Detection, box_iou
+
+if TYPE_CHECKING:
+    from ..weights import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +230,9 @@ class RetinaFaceDetector(FaceDetector):
             warnings.simplefilter("ignore", UserWarning)
             self.net = RetinaFace(network_name="resnet50", half=False, device=self.device)
         if model_path is not None:
-            load_retinaface_weights(self.net, model_path)
+            from ..models.loader import load_state_into
+
+            load_state_into(self.net, model_path, "RetinaFace ResNet-50")
         self.net.eval()
         self._torch = torch
 
@@ -261,39 +267,6 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_retinaface_weights(net: object, path: Path | str) -> None:
-    """Load a RetinaFace state dict file into ``net`` (strict), with a precise message if not."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: RetinaFace weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for unreadable files
-        raise CheckpointError(f"{path}: not a readable PyTorch state dict ({exc})") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected a state dict, found {type(state).__name__}")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    own = net.state_dict()  # type: ignore[attr-defined]
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(
-        k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape)
-    )
-    if missing or unexpected or wrong:
-        parts = [
-            f"{label} {len(keys)} (e.g. {keys[0]})"
-            for label, keys in (("missing", missing), ("unexpected", unexpected),
-                                ("wrong shape", wrong))
-            if keys
-        ]
-        raise CheckpointError(f"{path}: not RetinaFace ResNet-50 weights: " + "; ".join(parts))
-    net.load_state_dict(state, strict=True)  # type: ignore[attr-defined]
-
-
 def _yunet_available() -> bool:
     return hasattr(cv2, "FaceDetectorYN")
 
@@ -306,36 +279,33 @@ def _retinaface_available() -> bool:
     return True
 
 
-def _make_yunet(options: FaceOptions, model_path: Path | None, device: str) -> FaceDetector:
-    from .. import weights
-
-    path = model_path if model_path is not None else weights.ensure("yunet")
+def _make_yunet(options: FaceOptions, model_path: Path, device: str) -> FaceDetector:
     return YuNetDetector(
-        path, score_threshold=options.score_threshold, nms_threshold=options.nms_threshold,
-        detect_size=options.detect_size,
+        model_path, score_threshold=options.score_threshold,
+        nms_threshold=options.nms_threshold, detect_size=options.detect_size,
     )
 
 
-def _make_retinaface(options: FaceOptions, model_path: Path | None, device: str) -> FaceDetector:
-    from .. import weights
-
-    path = model_path if model_path is not None else weights.ensure("retinaface_resnet50")
+def _make_retinaface(options: FaceOptions, model_path: Path, device: str) -> FaceDetector:
     return RetinaFaceDetector(
-        path, score_threshold=options.score_threshold, nms_threshold=options.nms_threshold,
-        detect_size=options.detect_size, device=device,
+        model_path, score_threshold=options.score_threshold,
+        nms_threshold=options.nms_threshold, detect_size=options.detect_size, device=device,
     )
 
 
-_Factory = Callable[[FaceOptions, "Path | None", str], FaceDetector]
-_BACKENDS: dict[str, tuple[Callable[[], bool], _Factory, str]] = {
-    "yunet": (_yunet_available, _make_yunet, "OpenCV >= 4.8 with cv2.FaceDetectorYN"),
-    "retinaface": (_retinaface_available, _make_retinaface, "the facexlib package"),
+_Factory = Callable[[FaceOptions, Path, str], FaceDetector]
+#: name -> (importable here?, factory, what it needs, its weights-manifest entry)
+_BACKENDS: dict[str, tuple[Callable[[], bool], _Factory, str, str]] = {
+    "yunet": (_yunet_available, _make_yunet, "OpenCV >= 4.8 with cv2.FaceDetectorYN", "yunet"),
+    "retinaface": (_retinaface_available, _make_retinaface,
+                   "the facexlib package (pip install 'vidrestore[retinaface]')",
+                   "retinaface_resnet50"),
 }
 
 
 def available_detectors() -> list[str]:
     """Names of the detectors whose backend can be imported here."""
-    return [name for name, (ok, _, _) in _BACKENDS.items() if ok()]
+    return [name for name, (ok, *_) in _BACKENDS.items() if ok()]
 
 
 def create_detector(
@@ -343,28 +313,37 @@ def create_detector(
     options: FaceOptions | None = None,
     model_path: Path | str | None = None,
     device: str = "cpu",
+    *,
+    store: WeightStore | None = None,
 ) -> FaceDetector:
     """The detector ``name`` configured by ``options``.
 
     Args:
         name: ``"yunet"`` or ``"retinaface"``.
         options: thresholds and working size (defaults: ``FaceOptions()``).
-        model_path: a local model file; ``None`` takes the verified file from the weights cache.
+        model_path: a local model file; ``None`` takes the verified file from ``store``.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (RetinaFace only; YuNet runs on
             the CPU).
+        store: where the model file comes from when ``model_path`` is None.
 
     Raises:
-        UsageError: unknown name, or a backend that cannot be imported here.
+        UsageError: unknown name, a backend that cannot be imported here, or neither
+            ``model_path`` nor ``store``.
         WeightsError, CheckpointError: the model file is missing or is not that model.
     """
     if name not in _BACKENDS:
         raise UsageError(f"--detector: {name!r} is not one of {', '.join(_BACKENDS)}")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", device):  # refused even where unused
         raise UsageError(f"--device: {device!r} is not a device (auto, cpu, cuda, cuda:N, mps)")
-    available, factory, needs = _BACKENDS[name]
+    available, factory, needs, entry = _BACKENDS[name]
     if not available():
         raise UsageError(f"--detector {name}: not available here; it needs {needs}")
-    path = Path(model_path) if model_path is not None else None
+    if model_path is not None:
+        path = Path(model_path)
+    elif store is not None:
+        path = store.ensure(entry)
+    else:
+        raise UsageError(f"create_detector({name!r}): give a model_path or a WeightStore")
     return factory(options or FaceOptions(), path, device)
 
 

@@ -51,6 +51,10 @@ class FaceOptions:
     min_hits: int = opt(
         2, "Detections a new track needs before it is reported (a track still present at the end "
         "of the input is always reported).", min=1, max=30)
+    confirm_score: float = opt(
+        0.85, "Causal mode: a new face detected with at least this score is restored from its "
+        "first frame; a less certain one waits for --min-hits detections. 1 = always wait.",
+        min=0.05, max=1.0)
     causal: bool = opt(
         False, "No look-ahead: every frame is final as soon as it is pushed (live streams); "
         "smoothing is a forward filter and gaps are coasted, not interpolated.")

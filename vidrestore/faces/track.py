@@ -8,8 +8,10 @@ crossing faces apart). Unlikely pairs are gated out.
 
 A track survives up to ``max_gap`` missed frames, so a face the detector loses for a moment
 keeps its ID and the gap is bridged. A new track is reported once it has ``min_hits``
-consecutive detections; if it looks like a track lost earlier in the same shot (hidden for
-longer than ``max_gap``, e.g. behind another face) and appears where that one was heading, it
+consecutive detections (in causal mode also at once when its first detection scores at least
+``confirm_score``, since no look-ahead can give its first frame back later); if it looks like a
+track lost earlier in the same shot (hidden for longer than ``max_gap``, e.g. behind another
+face) and appears where that one was heading, it
 takes over the lost track's ID, without bridging the gap. At a scene cut every track ends unless
 a detection clearly continues it (same place, same size, same look).
 
@@ -292,7 +294,10 @@ class Tracker:
                       hits=1, registrar=registrar)
         self._next_key += 1
         self.tracks.append(track)
-        if track.hits >= self.options.min_hits:
+        # Without look-ahead a face confirmed on its second detection has lost its first frame;
+        # a confident first detection is taken at once instead.
+        sure = self.options.causal and det.score >= self.options.confirm_score
+        if track.hits >= self.options.min_hits or sure:
             self._confirm(track)
 
     def _confirm(self, track: Track) -> None:

@@ -246,6 +246,27 @@ def load_restorer(
     )
 
 
+def load_state_into(net: torch.nn.Module, path: str | Path, what: str) -> None:
+    """Read ``path`` safely (:func:`read_state_dict`) into ``net``, strictly.
+
+    For the helper networks (face detectors, face parsing): any file that is not ``what``'s
+    weights is one :class:`CheckpointError` line naming the missing, unexpected and wrong-shape
+    entries, never a traceback from deep inside torch.
+    """
+    sd = read_state_dict(path)
+    own = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    groups = [
+        ([k for k in own if k not in sd], "missing"),
+        ([k for k in sd if k not in own], "unexpected"),
+        ([k for k, shape in own.items() if k in sd and tuple(sd[k].shape) != shape],
+         "wrong shape"),
+    ]
+    parts = [f"{len(names)} {label} ({_names(names)})" for names, label in groups if names]
+    if parts:
+        raise CheckpointError(f"{path}: not {what} weights: {'; '.join(parts)}")
+    net.load_state_dict(sd, strict=True)
+
+
 def save_codeformer_checkpoint(model: CodeFormer, path: str | Path) -> Path:
     """Write ``model``'s float32 weights under ``params_ema``, as the published file does."""
     path = Path(path)

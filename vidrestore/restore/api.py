@@ -22,6 +22,7 @@ from ..faces import FaceOptions
 from ..io import VideoReader, VideoWriter, WriterOptions
 from ..io.frame import Frame
 from ..io.paths import AtomicOutput, check_side_outputs, discard_on_error
+from ..weights import WeightStore
 from .options import RestoreOptions
 from .pipeline import Restorer
 
@@ -73,6 +74,7 @@ def restore_video(
     progress_callback: ProgressCallback | None = None,
     restorer: Restorer | None = None,
     fps: str | float | None = None,
+    store: WeightStore | None = None,
 ) -> RestoreSummary:
     """Restore every face of ``src`` into ``dst``, keeping audio, timing and format.
 
@@ -88,6 +90,7 @@ def restore_video(
         progress_callback: called as ``(frames_done, frames_total_or_None)``.
         restorer: reuse an already built :class:`Restorer` (its model and detector).
         fps: frame rate of an image-sequence ``src`` (required for one).
+        store: where model files come from (default: the store the environment names).
 
     Returns:
         A :class:`RestoreSummary`.
@@ -111,7 +114,7 @@ def restore_video(
             side = stack.enter_context(VideoWriter(compare, source=wide, options=writer,
                                                    start=start, end=end))
         if restorer is None:
-            restorer = Restorer(options, faces, keep_tracks=report is not None)
+            restorer = Restorer(options, faces, keep_tracks=report is not None, store=store)
         total = reader.expected_frames
         bar = stack.enter_context(tqdm(total=total, unit="frame", desc="restore",
                                        # None: none when stderr is not a terminal

@@ -9,6 +9,7 @@ and they are decoded in batches. Memory is bounded by the batch size plus the te
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -79,6 +80,11 @@ class FaceEngine:
         self._last_frame = -1
         self._track_last_seen: dict[int, int] = {}
         self.faces_restored: dict[int, int] = {}
+        self.submitted = 0  # faces, for progress: each is encoded once and decoded once
+        self.encoded = 0
+        #: Called after every network batch (a host's progress bar and Cancel button); set by
+        #: the caller for the duration of a run, never saved with the state.
+        self.on_batch: Callable[[], None] | None = None
 
     # -- feeding ---------------------------------------------------------------------------------
     def submit(self, frame_index: int, items: list[FaceItem]) -> None:
@@ -96,6 +102,7 @@ class FaceEngine:
                 self._segments.setdefault(it.segment, deque()).append(it)
             self._track_last_seen[it.track_id] = frame_index
             self._to_encode.append(it)
+            self.submitted += 1
         # A short batch goes when its oldest face has waited longer than a full batch takes to
         # gather: otherwise the last faces of a track would wait for the next face (maybe
         # minutes later) and every frame after them would be held back in memory.
@@ -138,6 +145,9 @@ class FaceEngine:
             it.probs = probs[i]
             it.crop = np.empty((0,), np.uint8)  # pixels no longer needed
             self._waiting.append(it)
+        self.encoded += len(batch)
+        if self.on_batch is not None:
+            self.on_batch()
 
     def _choose_codes(self, *, final: bool) -> None:
         """Pick codes for waiting faces whose look-ahead is complete, in submission order."""
@@ -199,3 +209,10 @@ class FaceEngine:
             it.lq_feat = None
             it.skips = None
             self.faces_restored[it.track_id] = self.faces_restored.get(it.track_id, 0) + 1
+        if self.on_batch is not None:
+            self.on_batch()
+
+    @property
+    def decoded(self) -> int:
+        """Faces finished so far."""
+        return sum(self.faces_restored.values())

@@ -9,12 +9,17 @@ model file, the feathered template mask is used.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from .blend import template_mask
+
+if TYPE_CHECKING:
+    from ..weights import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +49,15 @@ class ParseMasker:
     name = "parse"
 
     def __init__(self, model_path: str, device: torch.device) -> None:
+        from ..models.loader import load_state_into
+
+        if not parsing_available():
+            raise UsageError("--mask parse: face parsing needs the facexlib package "
+                             "(pip install 'vidrestore[parse]')")
         from facexlib.parsing.parsenet import ParseNet
 
         net = ParseNet(in_size=512, out_size=512, parsing_ch=19)
-        state = torch.load(model_path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state, strict=True)
+        load_state_into(net, model_path, "ParseNet face parsing")
         self.net = net.eval().to(device)
         self.device = device
         self.outer = template_mask()
@@ -77,17 +86,23 @@ class ParseMasker:
         self._track.clear()
 
 
-def create_masker(kind: str, device: torch.device) -> TemplateMasker | ParseMasker:
-    """``template``, ``parse`` (needs the parsenet file) or ``auto`` (parse if cached)."""
-    from ..weights import WeightStore
+def parsing_available() -> bool:
+    """Whether facexlib (which holds the ParseNet network) can be imported here."""
+    import importlib.util
 
+    return importlib.util.find_spec("facexlib") is not None
+
+
+def create_masker(kind: str, device: torch.device, store: WeightStore
+                  ) -> TemplateMasker | ParseMasker:
+    """``template``, ``parse`` (needs the parsenet file) or ``auto`` (parse if cached and
+    facexlib is installed)."""
     if kind == "template":
         return TemplateMasker()
-    store = WeightStore()
     if kind == "auto":
         status = store.status("parsenet")
-        if status.state not in ("present", "unverified"):
-            log.info("face parsing model not cached; using the template mask")
+        if status.state not in ("present", "unverified") or not parsing_available():
+            log.info("face parsing model or facexlib not available; using the template mask")
             return TemplateMasker()
         return ParseMasker(str(status.path), device)
     return ParseMasker(str(store.ensure("parsenet")), device)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from .blend import is_gray, paste_face
 from .engine import FaceEngine, FaceItem
 from .masks import create_masker
 from .options import RestoreOptions
+
+if TYPE_CHECKING:
+    from ..weights import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,8 @@ class Restorer:
             ``options.weights`` or the cache, on ``options.device`` in ``options.dtype``).
         detector: an already built face detector (else made from ``faces.detector``).
         keep_tracks: remember every tracked face, for a tracks report.
+        store: where model files come from (default: :meth:`WeightStore.from_env`, the store
+            the environment names; hosts pass their own).
 
     Example::
 
@@ -92,29 +98,32 @@ class Restorer:
 
     def __init__(self, options: RestoreOptions | None = None, faces: FaceOptions | None = None,
                  *, model: torch.nn.Module | None = None, detector: object | None = None,
-                 keep_tracks: bool = False) -> None:
-        from ..weights import load_codeformer
+                 keep_tracks: bool = False, store: WeightStore | None = None) -> None:
+        from ..weights import WeightStore, load_codeformer
 
         self.options = options or RestoreOptions()
         self.face_options = faces or FaceOptions()
+        store = store if store is not None else WeightStore.from_env()
         if model is None:
             device = resolve_device(self.options.device)
             dtype = resolve_dtype(self.options.dtype, device)
-            model = load_codeformer(self.options.weights, device=device, dtype=dtype)
+            model = load_codeformer(self.options.weights, store=store, device=device,
+                                    dtype=dtype)
         self.model = model.eval()
         self.device = model.device
         self.dtype = model.dtype
         det = detector if detector is not None else create_detector(
-            self.face_options.detector, self.face_options, device=str(self.device))
+            self.face_options.detector, self.face_options, device=str(self.device), store=store)
         self.face_stream = FaceStream(det, self.face_options)
         batch = self.options.batch_size or default_batch_size(self.device)
         self.engine = FaceEngine(self.model, self.options, device=self.device, dtype=self.dtype,
                                  batch_size=batch)
-        self.masker = create_masker(self.options.mask, self.device)
+        self.masker = create_masker(self.options.mask, self.device, store)
         self.keep_tracks = keep_tracks
         self.tracks: dict[int, list[TrackedFace]] = {}
         self.frame_pts: dict[int, int] = {}  # frame index -> pts, for the tracks report
         self.frames_done = 0
+        self.frames_in = 0
         self.track_ids: set[int] = set()  # every track seen, restored or not
         self._pending: deque[_Pending] = deque()
 
@@ -123,8 +132,8 @@ class Restorer:
         """Faces restored so far, per track id."""
         return dict(self.engine.faces_restored)
 
-    def process(self, frames: Iterable[Frame], *, final: bool = True, complete: bool = False
-                ) -> Iterator[Frame]:
+    def process(self, frames: Iterable[Frame], *, final: bool = True, complete: bool = False,
+                on_step: Callable[[], None] | None = None) -> Iterator[Frame]:
         """Yield the frames, in order, with their faces restored.
 
         With ``final=False`` the stream is expected to continue in a later call: tracks and
@@ -134,24 +143,45 @@ class Restorer:
         back, so each call returns exactly its frames, equal to those of one long call.
         ``complete=True`` also finishes the ``window`` mode's frames now (their windows end at
         the chunk's end), for hosts that must return every frame of a chunk.
+
+        ``on_step`` is called after each input frame is taken in and after each network batch,
+        also while the look-ahead and the window's tail are finished (where no frame comes out
+        for a while): a host moves its progress bar there (see :meth:`work`) and may raise to
+        cancel the run.
         """
-        for _, out in self.process_pairs(frames, final=final, complete=complete):
+        for _, out in self.process_pairs(frames, final=final, complete=complete,
+                                         on_step=on_step):
             yield out
 
     def process_pairs(self, frames: Iterable[Frame], *, final: bool = True,
-                      complete: bool = False) -> Iterator[tuple[Frame, Frame]]:
+                      complete: bool = False, on_step: Callable[[], None] | None = None
+                      ) -> Iterator[tuple[Frame, Frame]]:
         """Like :meth:`process`, yielding ``(source, restored)`` pairs."""
-        for frame in frames:
-            for ff in self.face_stream.push(frame):
-                self._submit(ff)
+        step = on_step or (lambda: None)
+        self.engine.on_batch = on_step
+        try:
+            for frame in frames:
+                for ff in self.face_stream.push(frame):
+                    self._submit(ff)
+                self.frames_in += 1
+                step()
+                yield from self._ready()
+            if final:
+                for ff in self.face_stream.flush():
+                    self._submit(ff)
+            if final or complete or self.options.temporal != "window":
+                # Causal modes lose nothing by finishing now; a window still waits for its future.
+                self.engine.drain()
             yield from self._ready()
-        if final:
-            for ff in self.face_stream.flush():
-                self._submit(ff)
-        if final or complete or self.options.temporal != "window":
-            # Causal modes lose nothing by finishing now; a window still waits for its future.
-            self.engine.drain()
-        yield from self._ready()
+        finally:
+            self.engine.on_batch = None
+
+    def work(self) -> tuple[int, int]:
+        """``(done, known)`` steps of work so far, for a progress bar: a step is a frame taken
+        in or a face through one of the network's two passes. ``known`` grows as faces are
+        found; it equals ``done`` once every frame given is out."""
+        e = self.engine
+        return self.frames_in + e.encoded + e.decoded, self.frames_in + 2 * e.submitted
 
     # -- state snapshots -------------------------------------------------------------------------
     def get_state(self) -> bytes:
@@ -169,7 +199,8 @@ class Restorer:
                 "face_stream": self.face_stream, "engine": self.engine,
                 "mask_tracks": getattr(self.masker, "_track", None),
                 "pending": self._pending, "tracks": self.tracks, "frame_pts": self.frame_pts,
-                "frames_done": self.frames_done, "track_ids": self.track_ids,
+                "frames_done": self.frames_done, "frames_in": self.frames_in,
+                "track_ids": self.track_ids,
             }
             buf = io.BytesIO()
             torch.save(state, buf)
@@ -190,6 +221,7 @@ class Restorer:
         self._pending, self.tracks = state["pending"], state["tracks"]
         self.frame_pts = state["frame_pts"]
         self.frames_done = state["frames_done"]
+        self.frames_in = state.get("frames_in", self.frames_done)
         self.track_ids = state.get("track_ids", set())
 
     # -- internals -----------------------------------------------------------------------------
