@@ -203,6 +203,37 @@ def test_low_confidence_detections_are_trusted_less() -> None:
 # -- metrics ------------------------------------------------------------------------------------
 
 
+def test_real_footage_measures_on_known_signals() -> None:
+    from vidrestore.faces.metrics import (
+        detector_offset,
+        drift,
+        drift_summary,
+        fill_gaps,
+        gaussian_baseline,
+        jitter_reduction,
+    )
+
+    line = np.array([TEMPLATE_512 + (2.5 * t, 0) for t in range(40)], dtype=np.float64)
+    wobble = line + np.array([(-1) ** t for t in range(40)])[:, None, None] * (0.5, 0)
+    # a Gaussian keeps steady motion (away from the ends) and removes the wobble
+    smooth = gaussian_baseline(wobble, 3)
+    np.testing.assert_allclose(smooth[10:30], line[10:30], atol=0.01)
+    assert jitter_reduction(smooth, wobble) > 10  # what is left is at the clamped ends
+    # a missing frame is bridged linearly and not measured
+    holed = wobble.copy()
+    holed[7] = np.nan
+    np.testing.assert_allclose(fill_gaps(holed)[7], (wobble[6] + wobble[8]) / 2)
+    d = drift(line, holed)
+    assert np.isnan(d[7]) and np.nanmax(d[5:35]) < 0.25  # the line is the wobble's low-pass
+    assert np.nanmax(d[14:30]) < 0.01  # (away from the bridged frame and the ends)
+    # a constant shift of 4 px (scale 1) is drift and a lasting offset alike
+    shifted = line + (4.0, 0.0)
+    assert drift_summary(detector_offset(shifted, line)).p50 == pytest.approx(4.0)
+    s = drift_summary(drift(shifted, line), limit=3.0)
+    assert s.p50 == pytest.approx(4.0) and s.frames == 40
+    assert s.beyond == 0.975  # the low-pass bends back at the clamped ends: one frame under 3
+
+
 def test_metrics_on_known_signals() -> None:
     truth = trajectory(60, "sway")
     line = np.array([TEMPLATE_512 + (2.5 * t, 0) for t in range(20)])

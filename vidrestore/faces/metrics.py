@@ -3,6 +3,11 @@
 Landmark measures are expressed in aligned-face pixels (the 512x512 crop the restorer sees), so
 they mean the same for a small and a large face: a frame-pixel error is multiplied by that
 frame's frame-to-face scale.
+
+Without ground truth (real footage), the raw detections are the reference: ``jitter_reduction``
+says how much steadier an estimate is than they are, ``drift`` how far it is from their
+low-pass and ``detector_offset`` how far it lasts away from them. With ground truth,
+``path_error`` and ``lag``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import linear_sum_assignment
 
 from .align import affine_scale, similarity_transform
@@ -22,12 +28,15 @@ def aligned_scales(landmarks: np.ndarray) -> np.ndarray:
     return np.array([affine_scale(similarity_transform(p)) for p in np.asarray(landmarks)])
 
 
-def jitter(landmarks: np.ndarray, scales: np.ndarray | None = None) -> float:
+def jitter(
+    landmarks: np.ndarray, scales: np.ndarray | None = None, valid: np.ndarray | None = None
+) -> float:
     """RMS second difference of a (T, 5, 2) landmark track, in aligned-face pixels.
 
     The second difference ``p[t+1] - 2 p[t] + p[t-1]`` is zero for steady motion and large for
     frame-to-frame shake. ``scales`` (per frame) default to the track's own aligned scales; pass
-    the same scales to compare two tracks of one face fairly.
+    the same scales to compare two tracks of one face fairly. ``valid`` (per frame, bool) keeps
+    only the second differences whose three frames are all valid.
     """
     p = np.asarray(landmarks, dtype=np.float64)
     if len(p) < 3:
@@ -35,7 +44,120 @@ def jitter(landmarks: np.ndarray, scales: np.ndarray | None = None) -> float:
     s = aligned_scales(p) if scales is None else np.asarray(scales, dtype=np.float64)
     d2 = p[2:] - 2 * p[1:-1] + p[:-2]
     norms = np.linalg.norm(d2, axis=2) * s[1:-1, None]
+    if valid is not None:
+        v = np.asarray(valid, dtype=bool)
+        keep = v[2:] & v[1:-1] & v[:-2]
+        if not keep.any():
+            raise ValueError("jitter needs three consecutive valid frames, found none")
+        norms = norms[keep]
     return float(np.sqrt(np.mean(norms**2)))
+
+
+def _detected(raw: np.ndarray) -> np.ndarray:
+    """Per frame: whether all 5 points of a (T, 5, 2) track are finite."""
+    return np.isfinite(np.asarray(raw, dtype=np.float64)).all(axis=(1, 2))
+
+
+def fill_gaps(raw: np.ndarray) -> np.ndarray:
+    """A (T, 5, 2) track whose missing (NaN) frames are linearly interpolated in time (held
+    constant before the first and after the last detected frame)."""
+    p = np.array(raw, dtype=np.float64)
+    ok = _detected(p)
+    if not ok.any():
+        raise ValueError("the track has no detected frame")
+    t = np.arange(len(p))
+    flat = p.reshape(len(p), -1)
+    for k in range(flat.shape[1]):
+        flat[~ok, k] = np.interp(t[~ok], t[ok], flat[ok, k])
+    return flat.reshape(p.shape)
+
+
+def gaussian_baseline(raw: np.ndarray, sigma: float) -> np.ndarray:
+    """Centred Gaussian smoothing over time (``sigma`` frames) of a (T, 5, 2) landmark track.
+
+    Missing frames (NaN) are filled by linear interpolation first; the ends repeat the edge
+    frame (``mode="nearest"``). An offline reference: it sees the future.
+    """
+    p = fill_gaps(raw)
+    if sigma <= 0:
+        return p
+    return gaussian_filter1d(p, sigma, axis=0, mode="nearest")
+
+
+def drift(estimate: np.ndarray, raw: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+    """Per-frame mean distance (aligned-face px) over the 5 points of ``estimate`` from the
+    detections' low-pass (:func:`gaussian_baseline` of ``raw`` with ``sigma``).
+
+    The low-pass follows the face wherever the detector does, so a large value means the
+    landmarks have left the face the detector sees. Frame-to-face scales are those of the
+    low-pass. NaN on frames where ``raw`` (or ``estimate``) is missing.
+    """
+    est = np.asarray(estimate, dtype=np.float64)
+    raw = np.asarray(raw, dtype=np.float64)
+    if est.shape != raw.shape or est.ndim != 3:
+        raise ValueError(f"estimate {est.shape} and raw {raw.shape} must both be (T, 5, 2)")
+    ref = gaussian_baseline(raw, sigma)
+    scales = aligned_scales(ref)
+    d = np.linalg.norm(est - ref, axis=2).mean(axis=1) * scales
+    d[~(_detected(raw) & _detected(est))] = np.nan
+    return d
+
+
+def detector_offset(estimate: np.ndarray, raw: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+    """Per-frame mean distance (aligned-face px) over the 5 points of the low-passed offset
+    between ``estimate`` and the detections: Gaussian (``sigma`` frames) of
+    ``estimate - raw``, missing detections interpolated.
+
+    Unlike :func:`drift`, an estimate that follows fast true motion together with the detector
+    is not penalised: only a lasting disagreement with the detections counts (landmarks
+    carried away from the face, or lagging behind it). NaN where ``raw`` or ``estimate`` is
+    missing; scales of the detections' low-pass.
+    """
+    est = np.asarray(estimate, dtype=np.float64)
+    raw = np.asarray(raw, dtype=np.float64)
+    if est.shape != raw.shape or est.ndim != 3:
+        raise ValueError(f"estimate {est.shape} and raw {raw.shape} must both be (T, 5, 2)")
+    off = gaussian_baseline(fill_gaps(est) - fill_gaps(raw), sigma)
+    d = np.linalg.norm(off, axis=2).mean(axis=1) * aligned_scales(gaussian_baseline(raw, sigma))
+    d[~(_detected(raw) & _detected(est))] = np.nan
+    return d
+
+
+@dataclass(frozen=True)
+class DriftSummary:
+    """Median and 95th percentile of per-frame drift (aligned px), the share (0-1) of frames
+    beyond ``limit`` px, over ``frames`` measured frames."""
+
+    p50: float
+    p95: float
+    beyond: float
+    limit: float
+    frames: int
+
+
+def drift_summary(per_frame: np.ndarray, limit: float = 20.0) -> DriftSummary:
+    """Summary of a :func:`drift` (or :func:`detector_offset`) array; NaN frames ignored."""
+    d = np.asarray(per_frame, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        raise ValueError("no measured frame")
+    return DriftSummary(float(np.percentile(d, 50)), float(np.percentile(d, 95)),
+                        float(np.mean(d > limit)), float(limit), int(len(d)))
+
+
+def jitter_reduction(estimate: np.ndarray, raw: np.ndarray, sigma: float = 2.0) -> float:
+    """How many times steadier ``estimate`` is than the raw detections: ``jitter(raw) /
+    jitter(estimate)``, both with the frame-to-face scales of the detections' low-pass
+    (``sigma``) and over the second differences whose three frames have a detection."""
+    est = np.asarray(estimate, dtype=np.float64)
+    raw = np.asarray(raw, dtype=np.float64)
+    if est.shape != raw.shape or est.ndim != 3:
+        raise ValueError(f"estimate {est.shape} and raw {raw.shape} must both be (T, 5, 2)")
+    scales = aligned_scales(gaussian_baseline(raw, sigma))
+    valid = _detected(raw) & _detected(est)
+    j_est = jitter(np.nan_to_num(est), scales, valid)
+    j_raw = jitter(np.nan_to_num(raw), scales, valid)
+    return j_raw / j_est if j_est > 0 else float("inf")
 
 
 def path_errors(estimate: np.ndarray, truth: np.ndarray, remove_offset: bool = True) -> np.ndarray:
