@@ -176,6 +176,8 @@ def test_errors_name_the_node_input(plugin: ModuleType, images: torch.Tensor, mo
 
     with pytest.raises(UsageError, match=r"^device: 'gpu' is not a device"):
         _call(_node(plugin, "VidrestoreLoadCodeFormer")(), device="gpu")
+    with pytest.raises(UsageError, match=r"^faces: 0 is not a track ID \(IDs count from 1\)$"):
+        _restore(plugin, None, images, model, faces="2,0")
     # a track that never appears would silently restore nothing: the run says so instead
     with pytest.raises(UsageError, match=r"^faces: track 7 never appeared in these frames "
                        r"\(tracks found: 1; the Track Faces node shows them\)$"):

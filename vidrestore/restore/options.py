@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from ..options import opt, validate
 
 TEMPORAL_MODES = ("window", "recurrent", "off")
@@ -48,4 +49,7 @@ class RestoreOptions:
     def __post_init__(self) -> None:
         if self.faces is not None:
             self.faces = tuple(int(i) for i in self.faces)
+            bad = [i for i in self.faces if i < 1]
+            if bad:
+                raise UsageError(f"--faces: {bad[0]} is not a track ID (IDs count from 1)")
         validate(self)
