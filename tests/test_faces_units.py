@@ -234,6 +234,34 @@ def test_real_footage_measures_on_known_signals() -> None:
     assert s.beyond == 0.975  # the low-pass bends back at the clamped ends: one frame under 3
 
 
+def test_report_says_how_far_the_points_stay_from_the_detections(caplog) -> None:
+    from vidrestore.faces.report import TrackEntry, TrackReport, dumps, face_entry
+    from vidrestore.tracking import _warn_doubtful
+
+    rng = np.random.default_rng(7)
+    truth = trajectory(60, "sway")
+    raw = truth + rng.normal(0, 1.0, truth.shape)
+    box = np.array([0.0, 0.0, 10.0, 10.0])
+
+    def entry(smoothed: np.ndarray, track_id: int) -> TrackEntry:
+        faces = [TrackedFace(track_id, i, box, 0.9, raw[i], smoothed[i], False)
+                 for i in range(len(raw))]
+        return TrackEntry(track_id, tuple(face_entry(f, None, None) for f in faces))
+
+    # scale 0.35 frame px per template px: 12 frame px are 34 template px
+    report = TrackReport({}, (entry(smooth_offline(raw, None), 1), entry(truth + (12.0, 0), 2)))
+    steady, away = (t.alignment() for t in report.tracks)
+    assert steady["jitter_reduction"] > 8 and steady["offset_p95"] < 5 and not steady["doubtful"]
+    assert away["doubtful"] and away["offset_p95"] == pytest.approx(12 / 0.35, rel=0.05)
+    data = json.loads(dumps(report.to_dict()))
+    assert [t["alignment"] for t in data["tracks"]] == [steady, away]
+    assert TrackReport.from_dict(data).tracks[1].frames == report.tracks[1].frames
+    with caplog.at_level("WARNING"):
+        _warn_doubtful(report)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("track 2: alignment doubtful"), said
+
+
 def test_metrics_on_known_signals() -> None:
     truth = trajectory(60, "sway")
     line = np.array([TEMPLATE_512 + (2.5 * t, 0) for t in range(20)])

@@ -351,7 +351,12 @@ def test_cli_track_command(face_clip, tmp_path, mirror_dir, monkeypatch) -> None
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "2 face track(s)" in res.output and "#1: frames 0-19" in res.output
-    assert out.exists() and json.loads(rep.read_text())["schema"] == 1
+    assert "x steadier, lasting offset from the detections" in res.output
+    data = json.loads(rep.read_text())
+    assert out.exists() and data["schema"] == 1
+    for t in data["tracks"]:  # the smoother keeps to the faces of this clip
+        a = t["alignment"]
+        assert a["jitter_reduction"] > 1 and a["offset_p95"] < 15 and not a["doubtful"], a
     umask = os.umask(0)
     os.umask(umask)
     assert rep.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain open() would make it

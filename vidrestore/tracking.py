@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from .io import VideoReader, VideoWriter, WriterOptions
 from .io.frame import Frame
 from .io.paths import AtomicOutput, check_side_outputs, discard_on_error
 from .weights import WeightStore
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, "int | None"], None]
 
@@ -122,4 +125,15 @@ def track_video(
             staged.append(result.stage(report_path, overwrite=overwrite))
     for target in staged:
         target.commit()
+    _warn_doubtful(result)
     return result
+
+
+def _warn_doubtful(report: TrackReport) -> None:
+    """One warning line per track whose smoothed points stay away from its detections."""
+    for track in report.tracks:
+        figures = track.alignment()
+        if figures["doubtful"]:
+            log.warning("track %d: alignment doubtful (the smoothed landmarks stay %.1f px from "
+                        "the detections at p95, in 512-template px): check the preview",
+                        track.id, figures["offset_p95"])

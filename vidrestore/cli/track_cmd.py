@@ -45,7 +45,8 @@ def track(input: Path, preview: Path | None, report: Path | None, fps: str | Non
                          fps=fps)
     summary = {str(t.id): {"frames": len(t.frames),
                            "first": t.frames[0].frame, "last": t.frames[-1].frame,
-                           "bridged": sum(f.interpolated for f in t.frames)}
+                           "bridged": sum(f.interpolated for f in t.frames),
+                           "alignment": t.alignment()}
                for t in result.tracks}
     if as_json:
         click.echo(json.dumps({"tracks": summary, "preview": preview and str(preview),
@@ -53,8 +54,13 @@ def track(input: Path, preview: Path | None, report: Path | None, fps: str | Non
         return
     click.echo(f"{len(result.tracks)} face track(s) in {input}")
     for tid, s in summary.items():
+        a = s["alignment"]
+        steady = "" if a["jitter_reduction"] is None else f", {a['jitter_reduction']}x steadier"
+        away = ("" if a["offset_p95"] is None
+                else f", lasting offset from the detections {a['offset_p95']} px (p95)")
         click.echo(f"  #{tid}: frames {s['first']}-{s['last']} ({s['frames']} frames, "
-                   f"{s['bridged']} bridged)")
+                   f"{s['bridged']} bridged{steady}{away}"
+                   f"{', DOUBTFUL alignment' if a['doubtful'] else ''})")
     for label, path in (("preview", preview), ("report", report)):
         if path is not None:
             click.echo(f"{label}: {path}")

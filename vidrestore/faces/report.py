@@ -20,17 +20,26 @@ Schema 1::
             "landmarks_raw": [[x, y] x 5],   # detector's points; null on bridged frames
             "landmarks": [[x, y] x 5],       # smoothed points used for alignment
             "interpolated": false}    # true: the detector missed the face, the frame is bridged
-         ]}
+         ],
+         "alignment": {               # how the smoothed points relate to the detections
+           "jitter_reduction": 9.3,   # frame-to-frame shake of the detections / of the points
+           "drift_p95": 4.1,          # 95th percentile distance from the detections' low-pass
+           "offset_p95": 2.2,         # ... of the lasting (low-passed) offset from them
+           "doubtful": false}}        # offset_p95 above DOUBTFUL_OFFSET_PX: check the preview
       ]
     }
 
 Landmarks are in template order: image-left eye, image-right eye, nose tip, image-left mouth
-corner, image-right mouth corner. Unknown values are ``null``. Tracks are ordered by ID and
+corner, image-right mouth corner. ``alignment`` distances are in aligned-face pixels (the 512x512
+crop the restorer sees; :mod:`vidrestore.faces.metrics`); a figure that cannot be measured (too
+few detected frames) is ``null``, and readers ignore the block (it is derived from the frames).
+Unknown values are ``null``. Tracks are ordered by ID and
 frames by index. Readers must reject a ``schema`` they do not know.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,6 +55,9 @@ from ..io.paths import AtomicOutput, check_output
 from .records import FrameFaces, TrackedFace
 
 SCHEMA = 1
+DOUBTFUL_OFFSET_PX = 15.0
+"""A track whose smoothed points stay this far (aligned px, 95th percentile of the low-passed
+offset) from its detections is reported as doubtful: the crop may not sit on the face."""
 
 _VIDEO_FIELDS = (
     "path", "container", "codec", "width", "height", "pix_fmt", "bit_depth", "time_base",
@@ -83,6 +95,35 @@ class TrackEntry:
     id: int
     frames: tuple[FaceEntry, ...]
 
+    def alignment(self) -> dict[str, Any]:
+        """The ``alignment`` block of the report: figures of the smoothed points against the
+        detections (see the module docstring)."""
+        return track_alignment(self.frames)
+
+
+def track_alignment(frames: Sequence[FaceEntry]) -> dict[str, Any]:
+    """Jitter reduction, drift p95 and lasting-offset p95 of a track's smoothed landmarks
+    against its raw detections, and whether the alignment is doubtful."""
+    from .metrics import detector_offset, drift, drift_summary, jitter_reduction
+
+    nan = np.full((5, 2), np.nan)
+    raw = np.array([nan if f.landmarks_raw is None else f.landmarks_raw for f in frames],
+                   dtype=np.float64)
+    est = np.array([f.landmarks for f in frames], dtype=np.float64)
+    out: dict[str, Any] = {"jitter_reduction": None, "drift_p95": None, "offset_p95": None,
+                           "doubtful": False}
+    if not np.isfinite(raw).all(axis=(1, 2)).any():
+        return out
+    with contextlib.suppress(ValueError):  # too short for a second difference
+        steadier = jitter_reduction(est, raw)
+        # infinite where the points do not move at all: JSON has no such number
+        out["jitter_reduction"] = _num(steadier, 2) if np.isfinite(steadier) else None
+    out["drift_p95"] = _num(drift_summary(drift(est, raw)).p95, 2)
+    offset = drift_summary(detector_offset(est, raw)).p95
+    out["offset_p95"] = _num(offset, 2)
+    out["doubtful"] = bool(offset > DOUBTFUL_OFFSET_PX)
+    return out
+
 
 @dataclass(frozen=True)
 class TrackReport:
@@ -106,8 +147,8 @@ class TrackReport:
         return {
             "schema": self.schema,
             "video": dict(self.video),
-            "tracks": [{"id": t.id, "frames": [f.to_dict() for f in t.frames]}
-                       for t in self.tracks],
+            "tracks": [{"id": t.id, "frames": [f.to_dict() for f in t.frames],
+                        "alignment": t.alignment()} for t in self.tracks],
         }
 
     @classmethod
@@ -285,7 +326,9 @@ def dumps(data: Mapping[str, Any]) -> str:
     tracks = ",\n".join(
         f' {{"id": {json.dumps(t["id"])}, "frames": [\n'
         + ",\n".join("  " + json.dumps(f) for f in t["frames"])
-        + "\n ]}"
+        + "\n ]"
+        + (f',\n "alignment": {json.dumps(t["alignment"])}' if "alignment" in t else "")
+        + "}"
         for t in data["tracks"]
     )
     return (
