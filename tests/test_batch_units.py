@@ -254,3 +254,25 @@ def test_join_refuses_gaps() -> None:
     segs[1].final = False
     with pytest.raises(OutputError, match="final"):
         check_chain(segs)
+
+
+def test_options_added_later_count_only_when_set(tmp_path: Path) -> None:
+    """A batch folder made before an option existed keeps its jobs: the option is left out of
+    the job options at its default, and counts as soon as it is set."""
+    import json
+
+    from vidrestore.batch.runner import ADDED_OPTIONS, BatchConfig
+    from vidrestore.faces.options import FaceOptions
+    from vidrestore.restore.options import RestoreOptions
+
+    default = BatchConfig(tmp_path, restore=RestoreOptions(device="cpu"))
+    data = json.loads(default.options_json())
+    for group, names in ADDED_OPTIONS.items():
+        assert not set(names) & set(data[group]), (group, names)
+    assert "fidelity" in data["restore"] and "smooth" in data["faces"]  # the others all count
+    softer = BatchConfig(tmp_path, restore=RestoreOptions(device="cpu", blend=0.6))
+    assert json.loads(softer.options_json())["restore"]["blend"] == 0.6
+    surer = BatchConfig(tmp_path, restore=RestoreOptions(device="cpu"),
+                        faces=FaceOptions(confirm_score=0.95))
+    hashes = {default.options_hash(), softer.options_hash(), surer.options_hash()}
+    assert len(hashes) == 3

@@ -170,6 +170,17 @@ def test_node_texts_speak_of_inputs_not_command_line_flags(plugin: ModuleType) -
         "optional"]["faces"][1]["tooltip"]
 
 
+def test_blend_input_softens_or_leaves_the_faces(plugin: ModuleType, images: torch.Tensor,
+                                                 model: Any) -> None:
+    untouched, _ = _restore(plugin, None, images, model, blend=0.0)
+    assert torch.equal(untouched, images)
+    full, _ = _restore(plugin, None, images, model)
+    half, _ = _restore(plugin, None, images, model, blend=0.5)
+    moved = (full - images).abs() >= 8 / 255
+    assert moved.sum() > 1000
+    assert ((half - (images + full) / 2).abs()[moved]).max() <= 1.0 / 255 + 1e-6
+
+
 def test_errors_name_the_node_input(plugin: ModuleType, images: torch.Tensor, model: Any
                                     ) -> None:
     from vidrestore.errors import UsageError

@@ -90,6 +90,24 @@ def test_only_chosen_tracks_are_restored(ckpt, detector, two_faces) -> None:
         assert not np.array_equal(out.pixels, src.pixels)
 
 
+def test_blend_mixes_the_restored_face_with_the_original(ckpt, detector, two_faces) -> None:
+    frames = as_frames(pan_frames(two_faces, 4, (400, 240)))
+    full = [p[1].pixels for p in _restorer(ckpt, detector).process_pairs(frames)]
+    ones = [f.pixels for f in _restorer(ckpt, detector, blend=1.0).process(frames)]
+    assert all(np.array_equal(a, b) for a, b in zip(ones, full, strict=True))
+    none = _restorer(ckpt, detector, blend=0.0)
+    for src, out in zip(frames, none.process(frames), strict=True):
+        assert np.array_equal(out.pixels, src.pixels)  # untouched, bit for bit
+    assert none.faces_restored == {} and none.track_ids == {1, 2}  # and no network time
+    half = [f.pixels for f in _restorer(ckpt, detector, blend=0.5).process(frames)]
+    for src, h, f in zip(frames, half, full, strict=True):
+        s, h, f = (x.astype(np.float64) for x in (src.pixels, h, f))
+        moved = np.abs(f - s) >= 8
+        assert moved.sum() > 1000
+        # halfway between the original and the fully restored face, up to rounding
+        assert np.abs(h - (s + f) / 2)[moved].max() <= 1.0
+
+
 def test_static_face_gives_identical_frames_in_window_mode(ckpt, detector, two_faces) -> None:
     still = two_faces[:240, :400].copy()
     frames = [Frame(i, i, Fraction(1, 25), still.copy()) for i in range(5)]
@@ -231,6 +249,23 @@ def test_cli_restore_is_deterministic_and_refuses_to_overwrite(tmp_path, ckpt, c
     r = _cli("restore", str(clip), "-o", str(a), *common, env=mirror_env)
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
     assert "exists" in r.stderr and a.read_bytes() == before
+
+
+def test_cli_blend_zero_gives_back_the_decoded_input(tmp_path, ckpt, clip, mirror_env) -> None:
+    out = tmp_path / "seq" / "f_%03d.png"
+    r = _cli("restore", str(clip), "-o", str(out), "--weights", str(ckpt), "--blend", "0",
+             "--no-progress", env=mirror_env)
+    assert r.returncode == 0, r.stderr
+    from vidrestore.io import VideoReader
+
+    with VideoReader(clip) as reader:  # the library's own decode of the input
+        source = [f.pixels for f in reader]
+    got = [load_rgb(tmp_path / "seq" / f"f_{i:03d}.png") for i in range(1, len(source) + 1)]
+    assert len(source) == 8 and all(np.array_equal(a, b) for a, b in zip(got, source, strict=True))
+    assert "0 faces restored" in r.stdout
+    bad = _cli("restore", str(clip), "-o", str(tmp_path / "x.mp4"), "--blend", "1.5",
+               env=mirror_env)
+    assert bad.returncode == 2 and "--blend" in bad.stderr and not (tmp_path / "x.mp4").exists()
 
 
 def test_cli_restores_an_image_sequence_at_the_given_rate(tmp_path, ckpt, two_faces, mirror_env

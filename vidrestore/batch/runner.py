@@ -51,6 +51,16 @@ LOCK_NAME = ".vidrestore-batch.lock"
 Events = Callable[[str], None]
 
 
+ADDED_OPTIONS = {"faces": ("confirm_score",), "restore": ("blend",)}
+"""Options added after batch folders already existed: they count in a job's options only when
+set to something else than their default, so the jobs of an older folder are not redone."""
+
+
+def _default(group: str, name: str) -> object:
+    cls = {"faces": FaceOptions, "restore": RestoreOptions}[group]
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
 @dataclass
 class BatchConfig:
     """One batch: where outputs go and the options every job uses."""
@@ -81,6 +91,10 @@ class BatchConfig:
                 "faces": dataclasses.asdict(self.faces),
                 "writer": dataclasses.asdict(self.writer),
                 "batch": {"codec": b.codec, "deinterlace": b.deinterlace, "fps": b.fps}}
+        for group, fields in ADDED_OPTIONS.items():
+            for name in fields:
+                if data[group][name] == _default(group, name):
+                    del data[group][name]
         return json.dumps(data, sort_keys=True)
 
     def options_hash(self) -> str:

@@ -31,6 +31,11 @@ class RestoreOptions:
     recurrent_gain: float = opt(
         0.35, "'recurrent' mode: weight of a new frame where it agrees with the carried state "
         "(1 = no smoothing); disagreeing positions follow the new frame.", min=0.05, max=1.0)
+    blend: float = opt(
+        1.0, "How much of the restored face replaces the original inside the paste mask: 0 = "
+        "untouched, 1 = fully restored. Mixed in the video's own (gamma-encoded) values, as the "
+        "mask's feathered edge is, so a partial blend looks like a softer restoration and "
+        "keeps the edge's look.", min=0.0, max=1.0)
     faces: tuple[int, ...] | None = opt(
         None, "Restore only these track IDs (from `vidrestore track`); default: every face.")
     weights: str | None = opt(

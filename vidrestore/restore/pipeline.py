@@ -237,8 +237,8 @@ class Restorer:
         for face in ff.faces:
             if self.keep_tracks:
                 self.tracks.setdefault(face.track_id, []).append(face)
-            if wanted is not None and face.track_id not in wanted:
-                continue
+            if (wanted is not None and face.track_id not in wanted) or self.options.blend == 0:
+                continue  # left as it is (blend 0: nothing of a restored face would show)
             affine = similarity_transform(face.landmarks)
             crop = warp_face(frame.pixels, affine)
             items.append(FaceItem(frame.index, face.track_id, crop, affine, new_segment=ff.cut))
@@ -254,8 +254,10 @@ class Restorer:
                 pixels = np.array(src.pixels, copy=True)
                 faces = [it.restored for it in p.items]
                 masks = self.masker.masks(faces, [it.track_id for it in p.items])
+                blend = self.options.blend
                 for it, face, mask in zip(p.items, faces, masks, strict=True):
-                    paste_face(pixels, face, mask, it.affine, gray=p.gray)
+                    paste_face(pixels, face, mask if blend == 1 else mask * blend, it.affine,
+                               gray=p.gray)
                     it.restored = None
                 out = src.with_pixels(pixels)
             self.frames_done += 1
