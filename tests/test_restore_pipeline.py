@@ -108,6 +108,30 @@ def test_blend_mixes_the_restored_face_with_the_original(ckpt, detector, two_fac
         assert np.abs(h - (s + f) / 2)[moved].max() <= 1.0
 
 
+def test_track_settings_change_only_their_track(ckpt, detector, two_faces) -> None:
+    frames = as_frames(pan_frames(two_faces, 4, (400, 240)))
+    base = _restorer(ckpt, detector)
+    full = [p[1].pixels for p in base.process_pairs(frames)]
+    cover = {tid: [_coverage(f.pixels.shape, _faces_at(base, f.index, tid)) for f in frames]
+             for tid in (1, 2)}
+    for text in ("2:fidelity=0.9,blend=0.6", "2:skip", "1:fidelity=0.5;2:blend=0.3"):
+        r = _restorer(ckpt, detector, track_settings=text)
+        for i, out in enumerate(r.process(frames)):
+            other = ~cover[2][i]  # where track 2 cannot have pasted: exactly the default run
+            assert np.array_equal(out.pixels[other], full[i][other]), (text, i)
+            if text == "2:skip":  # track 2 left as it was, track 1 restored as usual
+                assert np.array_equal(out.pixels[cover[2][i]], frames[i].pixels[cover[2][i]])
+            else:
+                assert not np.array_equal(out.pixels[cover[2][i]], full[i][cover[2][i]]), text
+        assert (r.faces_restored.get(2, 0) == 0) == (text == "2:skip")
+    # a fidelity of its own goes through the network in batches of its own, as the whole run
+    alone = _restorer(ckpt, detector, fidelity=0.9, blend=0.6)
+    mixed = _restorer(ckpt, detector, track_settings="2:fidelity=0.9,blend=0.6")
+    for a, b, c in zip(alone.process(frames), mixed.process(frames), cover[2], strict=True):
+        keep = c & ~cover[1][0]  # (track 1 is far from track 2 in this clip)
+        assert np.array_equal(a.pixels[keep], b.pixels[keep])
+
+
 def test_static_face_gives_identical_frames_in_window_mode(ckpt, detector, two_faces) -> None:
     still = two_faces[:240, :400].copy()
     frames = [Frame(i, i, Fraction(1, 25), still.copy()) for i in range(5)]
@@ -266,6 +290,35 @@ def test_cli_blend_zero_gives_back_the_decoded_input(tmp_path, ckpt, clip, mirro
     bad = _cli("restore", str(clip), "-o", str(tmp_path / "x.mp4"), "--blend", "1.5",
                env=mirror_env)
     assert bad.returncode == 2 and "--blend" in bad.stderr and not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_track_settings_from_a_file_and_their_errors(tmp_path, ckpt, clip, mirror_env
+                                                         ) -> None:
+    common = ["--weights", str(ckpt), "--video-codec", "ffv1", "--no-progress"]
+    inline, from_file = tmp_path / "a.mkv", tmp_path / "b.mkv"
+    r = _cli("restore", str(clip), "-o", str(inline), *common, "--track-settings",
+             "1:skip;2:fidelity=0.8;9:blend=0.5", env=mirror_env)
+    assert r.returncode == 0, r.stderr
+    assert "8 faces restored in 1 tracks" in r.stdout  # track 1 skipped
+    assert "--track-settings: track 9 never appeared (tracks found: 1, 2)" in r.stderr
+    toml = tmp_path / "s.toml"
+    toml.write_text("[1]\nskip = true\n[2]\nfidelity = 0.8\n[9]\nblend = 0.5\n")
+    r = _cli("restore", str(clip), "-o", str(from_file), *common, "--track-settings", str(toml),
+             env=mirror_env)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(inline)) as ca, av.open(str(from_file)) as cb:
+        assert all(np.array_equal(x.to_ndarray(format="rgb24"), y.to_ndarray(format="rgb24"))
+                   for x, y in zip(ca.decode(video=0), cb.decode(video=0), strict=True))
+    for bad, said in (("2:sharpness=1", "track 2: unknown setting 'sharpness'"),
+                      ("two:skip", "'two' is not a track ID"),
+                      ("2:blend=1.5", "track 2: blend=1.5 is outside 0-1"),
+                      (str(tmp_path / "none.json"), "cannot read")):
+        out = tmp_path / "bad.mkv"
+        r = _cli("restore", str(clip), "-o", str(out), *common, "--track-settings", bad,
+                 env=mirror_env)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and said in lines[0], r.stderr
+        assert not out.exists()
 
 
 def test_cli_restores_an_image_sequence_at_the_given_rate(tmp_path, ckpt, two_faces, mirror_env

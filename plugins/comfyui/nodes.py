@@ -42,7 +42,8 @@ CACHE_ENTRY = "codeformer.pth (vidrestore weights cache)"
 
 # Restore options that are node widgets; weights, device and dtype belong to the model node.
 RESTORE_MAIN = ("fidelity", "temporal", "window")
-RESTORE_MORE = ("blend", "recurrent_gain", "faces", "mask", "grayscale", "batch_size")
+RESTORE_MORE = ("blend", "track_settings", "recurrent_gain", "faces", "mask", "grayscale",
+                "batch_size")
 FACE_MAIN = ("min_face", "detector")
 
 

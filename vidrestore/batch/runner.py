@@ -51,7 +51,7 @@ LOCK_NAME = ".vidrestore-batch.lock"
 Events = Callable[[str], None]
 
 
-ADDED_OPTIONS = {"faces": ("confirm_score",), "restore": ("blend",)}
+ADDED_OPTIONS = {"faces": ("confirm_score",), "restore": ("blend", "track_settings")}
 """Options added after batch folders already existed: they count in a job's options only when
 set to something else than their default, so the jobs of an older folder are not redone."""
 

@@ -31,6 +31,7 @@ class FaceItem:
     crop: np.ndarray  # 512x512x3 RGB, uint8 or uint16
     affine: np.ndarray  # 2x3, frame -> aligned face
     new_segment: bool  # first face of a track segment: windows and states do not cross it
+    fidelity: float | None = None  # this face's own fidelity weight (None: the run's)
     segment: int = -1  # set by the engine
     restored: np.ndarray | None = None  # 512x512x3 float32 in [0, 1] once done
     # network state between stages
@@ -186,6 +187,9 @@ class FaceEngine:
             seg.popleft()
         return [m for m in members if m.probs is not None]
 
+    def _fidelity(self, it: FaceItem) -> float:
+        return self.options.fidelity if it.fidelity is None else it.fidelity
+
     def _padded(self, values: list[T]) -> list[T]:
         """Fill a short batch up to the batch size by repeating its last entry.
 
@@ -197,12 +201,17 @@ class FaceEngine:
 
     @torch.inference_mode()
     def _decode(self, n: int) -> None:
-        batch = [self._to_decode.popleft() for _ in range(min(n, len(self._to_decode)))]
+        # one fidelity weight per network call: the oldest face's, with the next faces that
+        # share it (per-track settings may give some tracks another)
+        w = self._fidelity(self._to_decode[0])
+        batch = [it for it in self._to_decode if self._fidelity(it) == w][:n]
+        for it in batch:
+            self._to_decode.remove(it)
         lq = torch.cat(self._padded([it.lq_feat for it in batch]))
         idx = torch.stack(self._padded([it.indices for it in batch]))
         skips = {r: torch.cat(self._padded([it.skips[r] for it in batch])) for r in batch[0].skips}
         code = self.model.lookup(lq, indices=idx, adain=True)
-        out = self.model.decode(code, skips, self.options.fidelity)
+        out = self.model.decode(code, skips, w)
         images = from_network(out)
         for i, it in enumerate(batch):
             it.restored = images[i]

@@ -38,6 +38,9 @@ class RestoreOptions:
         "keeps the edge's look.", min=0.0, max=1.0)
     faces: tuple[int, ...] | None = opt(
         None, "Restore only these track IDs (from `vidrestore track`); default: every face.")
+    track_settings: str | None = opt(
+        None, "Per-track settings: '3:fidelity=0.8,blend=0.6;5:skip' (IDs from `vidrestore "
+        "track`; keys fidelity, blend, skip), or a .json/.toml file with the same.")
     weights: str | None = opt(
         None, "A CodeFormer-compatible checkpoint file (default: the verified official file).")
     device: str = opt("auto", "Compute device: auto, cpu, cuda, cuda:N or mps.")
@@ -57,4 +60,10 @@ class RestoreOptions:
             bad = [i for i in self.faces if i < 1]
             if bad:
                 raise UsageError(f"--faces: {bad[0]} is not a track ID (IDs count from 1)")
+        if self.track_settings is not None:
+            from .tracksettings import format_track_settings, load_track_settings
+
+            # a file is read here, once: the options then hold what it says
+            self.track_settings = format_track_settings(
+                load_track_settings(self.track_settings)) or None
         validate(self)

@@ -25,6 +25,7 @@ from .blend import is_gray, paste_face
 from .engine import FaceEngine, FaceItem
 from .masks import create_masker
 from .options import RestoreOptions
+from .tracksettings import TrackSetting, load_track_settings
 
 if TYPE_CHECKING:
     from ..weights import WeightStore
@@ -67,6 +68,9 @@ def default_batch_size(device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return int(max(4, min(32, free // (1 << 30))))  # ~1 GiB a face at 16-bit, generous
     return 2
+
+
+_SAME = TrackSetting()  # a track without settings of its own
 
 
 @dataclass
@@ -119,6 +123,8 @@ class Restorer:
         self.engine = FaceEngine(self.model, self.options, device=self.device, dtype=self.dtype,
                                  batch_size=batch)
         self.masker = create_masker(self.options.mask, self.device, store)
+        self.track_settings = (load_track_settings(self.options.track_settings)
+                               if self.options.track_settings else {})
         self.keep_tracks = keep_tracks
         self.tracks: dict[int, list[TrackedFace]] = {}
         self.frame_pts: dict[int, int] = {}  # frame index -> pts, for the tracks report
@@ -225,6 +231,10 @@ class Restorer:
         self.track_ids = state.get("track_ids", set())
 
     # -- internals -----------------------------------------------------------------------------
+    def _blend(self, track_id: int) -> float:
+        own = self.track_settings.get(track_id, _SAME).blend
+        return self.options.blend if own is None else own
+
     def _submit(self, ff: FrameFaces) -> None:
         frame = ff.frame
         wanted = self.options.faces
@@ -237,11 +247,14 @@ class Restorer:
         for face in ff.faces:
             if self.keep_tracks:
                 self.tracks.setdefault(face.track_id, []).append(face)
-            if (wanted is not None and face.track_id not in wanted) or self.options.blend == 0:
+            own = self.track_settings.get(face.track_id, _SAME)
+            if (wanted is not None and face.track_id not in wanted) or own.skip or (
+                    self._blend(face.track_id) == 0):
                 continue  # left as it is (blend 0: nothing of a restored face would show)
             affine = similarity_transform(face.landmarks)
             crop = warp_face(frame.pixels, affine)
-            items.append(FaceItem(frame.index, face.track_id, crop, affine, new_segment=ff.cut))
+            items.append(FaceItem(frame.index, face.track_id, crop, affine, new_segment=ff.cut,
+                                  fidelity=own.fidelity))
         self.engine.submit(frame.index, items)
         self._pending.append(_Pending(ff, items, gray))
 
@@ -254,8 +267,8 @@ class Restorer:
                 pixels = np.array(src.pixels, copy=True)
                 faces = [it.restored for it in p.items]
                 masks = self.masker.masks(faces, [it.track_id for it in p.items])
-                blend = self.options.blend
                 for it, face, mask in zip(p.items, faces, masks, strict=True):
+                    blend = self._blend(it.track_id)
                     paste_face(pixels, face, mask if blend == 1 else mask * blend, it.affine,
                                gray=p.gray)
                     it.restored = None
