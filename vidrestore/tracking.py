@@ -1,8 +1,9 @@
 """``track_video``: find, follow and steady the faces of a video, without restoring them.
 
 Reader → :class:`~vidrestore.faces.FaceStream` (detector, cuts, tracker, smoother) → a preview
-video with every track drawn (same sound and timing as the source) and the ``tracks.json``
-report. The track IDs it reports are the ones ``restore --faces`` selects.
+video with every track drawn (same sound and timing as the source), the ``tracks.json``
+report and a contact sheet (one tile per track, :mod:`vidrestore.faces.sheet`). The track IDs
+it reports are the ones ``restore --faces`` selects.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .concurrency import BackgroundSink, prefetch
 from .faces import FaceDetector, FaceOptions, FaceStream, FrameFaces, create_detector
 from .faces.draw import draw_faces
 from .faces.report import ReportCollector, TrackReport
+from .faces.sheet import SheetCollector, check_sheet_path, render_sheet, stage_sheet
 from .io import VideoReader, VideoWriter, WriterOptions
 from .io.frame import Frame
 from .io.paths import AtomicOutput, check_side_outputs, discard_on_error
@@ -44,8 +46,10 @@ def track_video(
     progress_callback: ProgressCallback | None = None,
     fps: str | float | None = None,
     store: WeightStore | None = None,
+    sheet: str | os.PathLike[str] | None = None,
 ) -> TrackReport:
-    """Track the faces of ``src``; optionally write a preview video and a ``tracks.json``.
+    """Track the faces of ``src``; optionally write a preview video, a ``tracks.json`` and a
+    contact sheet.
 
     Args:
         src: input video file or image sequence.
@@ -55,7 +59,7 @@ def track_video(
         options: detection, tracking and smoothing options (default ``FaceOptions()``).
         start, end: track only this range (seconds or timecode).
         progress: show a progress bar (ignored when ``progress_callback`` is given).
-        overwrite: replace existing ``preview``/``report`` files.
+        overwrite: replace existing ``preview``/``report``/``sheet`` files.
         writer: encoding options of the preview (its ``overwrite`` is set from ``overwrite``).
         detector: an already built detector (else made from ``options.detector``).
         device: where RetinaFace runs (``auto``: a GPU when there is one).
@@ -63,6 +67,9 @@ def track_video(
         fps: frame rate of an image-sequence ``src`` (required for one).
         store: where the detector's model file comes from (default: the store the environment
             names).
+        sheet: where to write the contact sheet (a PNG): per track, its sharpest frontal face
+            as the restorer aligns it, with ID, frame range and notes (doubtful alignment, a
+            small face, many bridged frames); ``None`` for none.
 
     Returns:
         The :class:`~vidrestore.faces.report.TrackReport` (also written to ``report``).
@@ -75,8 +82,12 @@ def track_video(
 
     options = options or FaceOptions()
     report_path = Path(report) if report is not None else None
+    sheet_path = Path(sheet) if sheet is not None else None
     check_side_outputs(src, None if preview is None else ("the preview", Path(preview)),
-                       [("--report", report_path)], overwrite=overwrite)
+                       [("--report", report_path), ("--sheet", sheet_path)],
+                       overwrite=overwrite)
+    if sheet_path is not None:
+        check_sheet_path(sheet_path)
     if detector is None:
         detector = create_detector(options.detector, options, device=device,
                                    store=store if store is not None else WeightStore.from_env())
@@ -86,6 +97,7 @@ def track_video(
         stack.push(discard_on_error(staged))
         reader = stack.enter_context(VideoReader(src, start=start, end=end, fps=fps))
         collector = ReportCollector.for_video(reader.info)
+        tiles = SheetCollector() if sheet_path is not None else None
         write: Callable[[Frame], None] | None = None
         if preview is not None:
             opts = writer or WriterOptions()
@@ -108,6 +120,8 @@ def track_video(
             nonlocal done
             for ff in ready:
                 collector.add(ff)
+                if tiles is not None:
+                    tiles.add(ff)
                 if write is not None:
                     write(ff.frame.with_pixels(draw_faces(ff.frame.pixels, ff.faces)))
                 done += 1
@@ -123,10 +137,19 @@ def track_video(
         # no preview behind either
         if report_path is not None:
             staged.append(result.stage(report_path, overwrite=overwrite))
+        if sheet_path is not None and tiles is not None:
+            picture = render_sheet(result, tiles.picks, _title(src),
+                                   min_face=options.min_face)
+            staged.append(stage_sheet(sheet_path, picture, overwrite=overwrite))
     for target in staged:
         target.commit()
     _warn_doubtful(result)
     return result
+
+
+def _title(src: str | os.PathLike[str]) -> str:
+    """The input's name for the sheet's header (a sequence's pattern or folder name)."""
+    return Path(src).name or os.fspath(src)
 
 
 def _warn_doubtful(report: TrackReport) -> None:
