@@ -321,6 +321,41 @@ def test_cli_track_settings_from_a_file_and_their_errors(tmp_path, ckpt, clip, m
         assert not out.exists()
 
 
+def test_preview_frames_equal_the_full_run(tmp_path, ckpt, mirror_env, two_faces) -> None:
+    from vidrestore.restore.preview import preview_video
+
+    clip = write_clip(tmp_path / "in.mp4", pan_frames(two_faces, 24, (400, 240)))
+    options = RestoreOptions(weights=str(ckpt), window=2, mask="template")
+    (tmp_path / "full").mkdir()
+    restore_video(clip, tmp_path / "full" / "f_%03d.png", options, progress=False)
+    summary = preview_video(clip, tmp_path / "look", options, count=3)
+    assert [f.index for f in summary.frames] == [4, 12, 20] and summary.exact
+    for f in summary.frames:
+        full = load_rgb(tmp_path / "full" / f"f_{f.index + 1:03d}.png")
+        assert np.array_equal(load_rgb(Path(f.restored)), full), f.index  # exactly
+        source = load_rgb(Path(f.source))
+        assert not np.array_equal(source, full) and f.faces == 2
+        assert np.array_equal(load_rgb(Path(f.side_by_side)), np.concatenate([source, full], 1))
+    # only the faces the chosen frames depend on went through the network
+    assert summary.faces_through_network <= 3 * (2 * options.window + 1) * 2
+    assert summary.frames_read <= 20 + 12 + 2 + 1 and summary.estimated_seconds > 0
+    data = json.loads((tmp_path / "look" / "preview.json").read_text())
+    assert [f["index"] for f in data["frames"]] == [4, 12, 20]
+    # frames chosen by time; pictures are never replaced without overwrite
+    before = sorted(p.name for p in (tmp_path / "look").iterdir())
+    r = _cli("preview", str(clip), "-o", str(tmp_path / "at"), "--weights", str(ckpt),
+             "--window", "2", "--mask", "template", "--at", "0.5", env=mirror_env)
+    assert r.returncode == 0 and "frame 12 (0.48 s, 2 faces)" in r.stdout, r.stderr
+    assert np.array_equal(load_rgb(tmp_path / "at" / "frame_000012.restored.png"),
+                          load_rgb(tmp_path / "full" / "f_013.png"))
+    r = _cli("preview", str(clip), "-o", str(tmp_path / "look"), "--weights", str(ckpt),
+             "--frames", "3", env=mirror_env)
+    assert r.returncode == 4 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(p.name for p in (tmp_path / "look").iterdir()) == before
+    r = _cli("preview", str(clip), "-o", str(tmp_path / "new"), "--at", "9", env=mirror_env)
+    assert r.returncode == 2 and "--at" in r.stderr and not (tmp_path / "new").exists()
+
+
 def test_cli_restores_an_image_sequence_at_the_given_rate(tmp_path, ckpt, two_faces, mirror_env
                                                           ) -> None:
     scan = tmp_path / "scan"

@@ -24,6 +24,7 @@ from ..errors import VidrestoreError
 COMMANDS = {
     "restore": ("vidrestore.cli.restore_cmd", "restore"),
     "track": ("vidrestore.cli.track_cmd", "track"),
+    "preview": ("vidrestore.cli.preview_cmd", "preview"),
     "pipe": ("vidrestore.cli.pipe_cmd", "pipe"),
     "batch": ("vidrestore.cli.batch_cmd", "batch"),
     "weights": ("vidrestore.cli.weights_cmd", "weights"),

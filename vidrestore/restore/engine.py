@@ -8,6 +8,7 @@ and they are decoded in batches. Memory is bounded by the batch size plus the te
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class FaceEngine:
         self.faces_restored: dict[int, int] = {}
         self.submitted = 0  # faces, for progress: each is encoded once and decoded once
         self.encoded = 0
+        self.network_seconds = 0.0  # wall time spent in the network's passes
         #: Called after every network batch (a host's progress bar and Cancel button); set by
         #: the caller for the duration of a run, never saved with the state.
         self.on_batch: Callable[[], None] | None = None
@@ -135,6 +137,7 @@ class FaceEngine:
     # -- stages ----------------------------------------------------------------------------------
     @torch.inference_mode()
     def _encode(self, n: int) -> None:
+        t0 = time.perf_counter()
         batch = [self._to_encode.popleft() for _ in range(min(n, len(self._to_encode)))]
         x = to_network(self._padded([it.crop for it in batch]), self.device, self.dtype)
         enc = self.model.encode(x)
@@ -147,6 +150,7 @@ class FaceEngine:
             it.crop = np.empty((0,), np.uint8)  # pixels no longer needed
             self._waiting.append(it)
         self.encoded += len(batch)
+        self.network_seconds += time.perf_counter() - t0
         if self.on_batch is not None:
             self.on_batch()
 
@@ -201,6 +205,7 @@ class FaceEngine:
 
     @torch.inference_mode()
     def _decode(self, n: int) -> None:
+        t0 = time.perf_counter()
         # one fidelity weight per network call: the oldest face's, with the next faces that
         # share it (per-track settings may give some tracks another)
         w = self._fidelity(self._to_decode[0])
@@ -218,6 +223,7 @@ class FaceEngine:
             it.lq_feat = None
             it.skips = None
             self.faces_restored[it.track_id] = self.faces_restored.get(it.track_id, 0) + 1
+        self.network_seconds += time.perf_counter() - t0
         if self.on_batch is not None:
             self.on_batch()
 

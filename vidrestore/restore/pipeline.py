@@ -89,7 +89,8 @@ class Restorer:
         model: an already loaded CodeFormer, used on its own device and dtype (else loaded from
             ``options.weights`` or the cache, on ``options.device`` in ``options.dtype``).
         detector: an already built face detector (else made from ``faces.detector``).
-        keep_tracks: remember every tracked face, for a tracks report.
+        keep_tracks: remember every tracked face, for a tracks report (only those of
+            ``only_frames`` when that is set).
         store: where model files come from (default: :meth:`WeightStore.from_env`, the store
             the environment names; hosts pass their own).
 
@@ -131,6 +132,9 @@ class Restorer:
         self.frames_done = 0
         self.frames_in = 0
         self.track_ids: set[int] = set()  # every track seen, restored or not
+        #: Restore only the faces of these frame indices (None: all); the others are still
+        #: found and tracked (a preview needs the full run's tracks but few faces restored).
+        self.only_frames: set[int] | None = None
         self._pending: deque[_Pending] = deque()
 
     @property
@@ -197,8 +201,8 @@ class Restorer:
         continues exactly where this one stopped (same tracks, same temporal state, the same
         frames still pending), so a long job can stop after any frame and resume bit for bit.
         """
-        detector, model = self.face_stream.detector, self.engine.model
-        self.face_stream.detector, self.engine.model = None, None
+        detector, model, hook = self.face_stream.detector, self.engine.model, self.engine.on_batch
+        self.face_stream.detector, self.engine.model, self.engine.on_batch = None, None, None
         try:
             state = {
                 "options": self.options, "face_options": self.face_options,
@@ -213,6 +217,7 @@ class Restorer:
             return buf.getvalue()
         finally:
             self.face_stream.detector, self.engine.model = detector, model
+            self.engine.on_batch = hook
 
     def set_state(self, data: bytes) -> None:
         """Continue from a :meth:`get_state` snapshot (made with the same options)."""
@@ -221,6 +226,10 @@ class Restorer:
             raise UsageError("the saved restore state was made with other options")
         state["face_stream"].detector = self.face_stream.detector
         state["engine"].model = self.engine.model
+        # counters added since older snapshots were written (they only feed progress and timing)
+        for name, value in (("submitted", 0), ("encoded", 0), ("network_seconds", 0.0),
+                            ("on_batch", None)):
+            state["engine"].__dict__.setdefault(name, value)
         self.face_stream, self.engine = state["face_stream"], state["engine"]
         if state["mask_tracks"] is not None and hasattr(self.masker, "_track"):
             self.masker._track = state["mask_tracks"]
@@ -244,12 +253,14 @@ class Restorer:
         if self.keep_tracks and ff.faces:
             self.frame_pts[frame.index] = frame.pts
         self.track_ids.update(face.track_id for face in ff.faces)
+        kept = self.keep_tracks and (self.only_frames is None or frame.index in self.only_frames)
         for face in ff.faces:
-            if self.keep_tracks:
+            if kept:
                 self.tracks.setdefault(face.track_id, []).append(face)
             own = self.track_settings.get(face.track_id, _SAME)
             if (wanted is not None and face.track_id not in wanted) or own.skip or (
-                    self._blend(face.track_id) == 0):
+                    self._blend(face.track_id) == 0) or (
+                    self.only_frames is not None and frame.index not in self.only_frames):
                 continue  # left as it is (blend 0: nothing of a restored face would show)
             affine = similarity_transform(face.landmarks)
             crop = warp_face(frame.pixels, affine)
