@@ -16,6 +16,7 @@ _LAZY = {
     "Restorer": "vidrestore.restore.api",
     "RestoreOptions": "vidrestore.restore.options",
     "track_video": "vidrestore.tracking",
+    "preview_video": "vidrestore.restore.preview",
     "VideoReader": "vidrestore.io",
     "VideoWriter": "vidrestore.io",
     "load_codeformer": "vidrestore.weights",

@@ -28,10 +28,11 @@ def _times(value: str | None) -> list[float] | None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Folder for the pictures (made if missing) and preview.json.")
 @click.option("--frames", "count", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Frames to restore, spread evenly over the input. Network cost: at most "
-                   "frames x (2 x window + 1) faces per face in 'window' mode, frames x (12 + "
-                   "1) in 'recurrent' mode (13 more per frame with face-parsing masks); "
-                   "every frame up to the last one is still read and tracked.")
+              help="Frames to restore, spread evenly over the input. Network cost per face "
+                   "track: at most FRAMES x (2 x window + 1) faces in 'window' mode (6 more "
+                   "per frame with face-parsing masks), FRAMES x 13 in 'recurrent' mode, "
+                   "FRAMES in 'off' mode: within FRAMES x (lookahead + window). Every frame up "
+                   "to the last one is still read and tracked, as in the full run.")
 @click.option("--at", "at", default=None,
               help="Restore the frames at these times instead (seconds, e.g. 12.5,40).")
 @add_options(RestoreOptions)
@@ -55,14 +56,15 @@ def preview(input: Path, output: Path, count: int, at: str | None, fps: str | No
     for f in summary.frames:
         click.echo(f"frame {f.index} ({f.time:.2f} s, {f.faces} faces): {f.side_by_side}")
     click.echo(f"{len(summary.frames)} frames in {summary.seconds:.1f} s "
-               f"({summary.network_seconds:.1f} s in the network for "
+               f"({summary.seconds_per_frame:.1f} s a frame; "
+               f"{summary.network_seconds:.1f} s in the network for "
                f"{summary.faces_through_network} faces)")
     if summary.estimated_seconds is not None:
         click.echo(f"the whole input ({summary.frame_count} frames): about "
                    f"{_duration(summary.estimated_seconds)} with these options on this device")
     if not summary.exact:
-        click.echo("(recurrent mode or parsing masks: the carried state starts 12 frames "
-                   "before each frame, so the full run can differ slightly)")
+        click.echo("(recurrent mode or parsing masks: the state carried along each track "
+                   "starts a few frames before each frame, so the full run can differ slightly)")
 
 
 def _duration(seconds: float) -> str:

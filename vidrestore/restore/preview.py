@@ -5,8 +5,9 @@ chosen frame (as in the full run, so track IDs, landmarks and look-ahead are the
 the faces the chosen frames depend on go through the network: in ``window`` mode the window
 around each chosen frame, with ``recurrent`` mode (or face-parsing masks, which are averaged
 along each track) also ``WARMUP`` frames before it. In ``window`` and ``off`` modes with the
-template mask a preview frame equals the full run's frame exactly; with ``recurrent`` or
-parsing masks the carried state starts ``WARMUP`` frames early, so it is close but not equal.
+template mask a preview frame equals the full run's frame exactly; with ``recurrent`` (or
+parsing masks) the carried state starts ``WARMUP`` (``MASK_WARMUP``) frames early, so it is
+close but not equal.
 
 Per chosen frame the source, the restored frame and both side by side are written as PNG
 (16-bit for deep sources), and ``preview.json`` gives the times and an estimate of the whole
@@ -34,8 +35,10 @@ from .options import RestoreOptions
 from .pipeline import Restorer
 
 WARMUP = 12
-"""Frames restored before a chosen frame where state is carried along a track (recurrent mode,
-parsing masks): after them the start of that state weighs less than 1 % (gain 0.35)."""
+"""Frames restored before a chosen frame in recurrent mode, where each track carries its state:
+after them the start of that state weighs under 1 % (0.65 ** 12 at the default gain 0.35)."""
+MASK_WARMUP = 6
+"""The same for face-parsing masks, averaged along each track half and half: 0.5 ** 6 < 2 %."""
 MAX_FRAMES = 100
 
 
@@ -57,6 +60,8 @@ class PreviewSummary:
 
     frames: tuple[PreviewFrame, ...]
     seconds: float
+    seconds_per_frame: float
+    """The preview's wall time per chosen frame (reading and tracking up to it included)."""
     network_seconds: float
     faces_through_network: int
     frames_read: int
@@ -137,11 +142,12 @@ def preview_video(
                     break
         read = max(read, restorer.frames_in)
         engine = restorer.engine
+        wall = time.perf_counter() - t0
         summary = PreviewSummary(
-            frames=tuple(frames), seconds=time.perf_counter() - t0,
+            frames=tuple(frames), seconds=wall, seconds_per_frame=wall / max(len(frames), 1),
             network_seconds=engine.network_seconds, faces_through_network=engine.decoded,
             frames_read=read, frame_count=info.frame_count,
-            estimated_seconds=_estimate(time.perf_counter() - t0, engine.network_seconds,
+            estimated_seconds=_estimate(wall, engine.network_seconds,
                                         engine.decoded, read, frames, info.frame_count),
             exact=options.temporal != "recurrent" and restorer.masker.name == "template")
         report = AtomicOutput(out / "preview.json", overwrite=overwrite)
@@ -173,8 +179,10 @@ def _needed(chosen: list[int], restorer: Restorer) -> set[int]:
     """Frames whose faces the chosen frames' results depend on."""
     o = restorer.options
     before = o.window if o.temporal == "window" else 0
-    if o.temporal == "recurrent" or restorer.masker.name != "template":
+    if o.temporal == "recurrent":
         before += WARMUP
+    elif restorer.masker.name != "template":
+        before += MASK_WARMUP
     after = _after(restorer)
     return {i for t in chosen for i in range(max(0, t - before), t + after + 1)}
 
