@@ -376,7 +376,8 @@ def test_cli_restores_an_image_sequence_at_the_given_rate(tmp_path, ckpt, two_fa
 
 @pytest.mark.parametrize("case", ["not_video", "missing_weights", "same_path", "report_taken",
                                   "report_folder_missing", "compare_is_output", "one_image",
-                                  "value_out_of_range"])
+                                  "value_out_of_range", "smooth_nan", "score_nan",
+                                  "gain_nan"])
 def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case) -> None:
     env = dict(mirror_env, VIDRESTORE_OFFLINE="1")
     src, out = clip, tmp_path / "out.mp4"
@@ -398,6 +399,10 @@ def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case
         out = tmp_path / "still.png"
     elif case == "value_out_of_range":  # refused by the option parser, also in one line
         args += ["--fidelity", "2"]
+    elif case.endswith("_nan"):  # NaN is inside every range as far as comparisons go
+        flag = {"smooth_nan": "--smooth", "score_nan": "--score-threshold",
+                "gain_nan": "--recurrent-gain"}[case]
+        args += [flag, "nan"]
     else:
         out = clip
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
@@ -405,7 +410,10 @@ def test_cli_bad_input_one_line_no_output(tmp_path, ckpt, clip, mirror_env, case
     assert r.returncode != 0
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert {"compare_is_output": "names the same file as the output",
-            "one_image": "still_%06d.png", "value_out_of_range": "'--fidelity'"
+            "one_image": "still_%06d.png", "value_out_of_range": "'--fidelity'",
+            "smooth_nan": "--smooth: nan is not a finite number",
+            "score_nan": "--score-threshold: nan is not a finite number",
+            "gain_nan": "--recurrent-gain: nan is not a finite number",
             }.get(case, "") in r.stderr
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
     if case != "same_path":

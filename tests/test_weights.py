@@ -331,6 +331,20 @@ def test_import_of_an_unpinned_checkpoint_is_checked_and_can_be_corrected(tmp_pa
     assert store.status("parsenet").state == "present"
 
 
+def test_store_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDRESTORE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("VIDRESTORE_MIRROR", str(tmp_path / "m"))
+    for value, offline in (("1", True), ("true", True), ("Yes", True), ("on", True),
+                           ("0", False), ("false", False), ("", False)):
+        monkeypatch.setenv("VIDRESTORE_OFFLINE", value)
+        store = WeightStore.from_env()
+        assert store.offline is offline, value
+        assert store.home == tmp_path / "cache" and store.mirrors == (str(tmp_path / "m"),)
+    # the constructor itself reads nothing from the environment
+    plain = WeightStore(tmp_path / "other")
+    assert plain.mirrors == () and plain.offline is False
+
+
 def test_mirror_env_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIDRESTORE_MIRROR", "http://127.0.0.1:8080/w:/srv/mirror:https://m.example/x")
     assert mirrors_from_env() == ("http://127.0.0.1:8080/w", "/srv/mirror", "https://m.example/x")

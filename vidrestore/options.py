@@ -8,6 +8,7 @@ or a range.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,8 @@ def validate(obj: Any) -> None:
             continue
         name = meta.get("flag") or "--" + f.name.replace("_", "-")
         lo, hi, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+        if isinstance(value, float) and not math.isfinite(value):  # NaN passes every range
+            raise UsageError(f"{name}: {value} is not a finite number")
         if choices and value not in choices:
             raise UsageError(f"{name}: {value!r} is not one of {', '.join(map(str, choices))}")
         if lo is not None and value < lo:

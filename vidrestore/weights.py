@@ -206,9 +206,11 @@ class WeightStore:
     @classmethod
     def from_env(cls, *, progress: bool = True) -> WeightStore:
         """The store the environment names: ``$VIDRESTORE_HOME`` (else the user cache folder),
-        ``$VIDRESTORE_MIRROR``, ``$VIDRESTORE_OFFLINE=1``. Hosts call this once at start."""
-        return cls(default_home(), mirrors=mirrors_from_env(),
-                   offline=os.environ.get(OFFLINE_ENV) == "1", progress=progress)
+        ``$VIDRESTORE_MIRROR``, ``$VIDRESTORE_OFFLINE`` (1, true, yes or on). Hosts call this
+        once at start."""
+        offline = os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        return cls(default_home(), mirrors=mirrors_from_env(), offline=offline,
+                   progress=progress)
 
     # -- lookup -----------------------------------------------------------------------------
     def spec(self, name: str) -> WeightSpec:
