@@ -235,7 +235,8 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_cli_broken_parsing_model_in_the_cache_is_one_line(tmp_path, ckpt, clip, mirror_env,
                                                            content) -> None:
     """``--mask auto`` uses ParseNet when its file is cached; a file that is not ParseNet's
-    weights is a one-line error naming it, through the same safe loader as every checkpoint."""
+    weights (read by the same safe loader as every checkpoint) is named in one warning line and
+    the template mask is used; ``--mask parse`` stops with that line."""
     import torch
 
     home = tmp_path / "cache"
@@ -247,13 +248,20 @@ def test_cli_broken_parsing_model_in_the_cache_is_one_line(tmp_path, ckpt, clip,
         torch.save({"conv.weight": torch.zeros(3, 3, 1, 1)}, junk)
     before = junk.read_bytes()
     out = tmp_path / "out.mp4"
-    r = _cli("restore", str(clip), "-o", str(out), "--weights", str(ckpt), "--no-progress",
-             env=dict(mirror_env, VIDRESTORE_HOME=str(home)))
+    env = dict(mirror_env, VIDRESTORE_HOME=str(home))
+    r = _cli("restore", str(clip), "-o", str(out), "--weights", str(ckpt), "--mask", "parse",
+             "--no-progress", env=env)
     assert r.returncode == 5, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and str(junk) in lines[0] and "Traceback" not in r.stderr, r.stderr
     assert not out.exists() and junk.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+    assert not (home / "recorded.json").exists()  # not trusted on a first use that failed
+    r = _cli("restore", str(clip), "-o", str(out), "--weights", str(ckpt), "--no-progress",
+             env=env)
+    assert r.returncode == 0 and out.exists(), r.stderr
+    warned = [line for line in r.stderr.splitlines() if str(junk) in line]
+    assert len(warned) == 1 and "using the template mask" in warned[0], r.stderr
 
 
 def test_cli_restore_is_deterministic_and_refuses_to_overwrite(tmp_path, ckpt, clip, mirror_env

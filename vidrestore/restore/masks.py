@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import UsageError
+from ..errors import CheckpointError, UsageError, WeightsError
 from .blend import template_mask
 
 if TYPE_CHECKING:
@@ -104,5 +104,15 @@ def create_masker(kind: str, device: torch.device, store: WeightStore
         if status.state not in ("present", "unverified") or not parsing_available():
             log.info("face parsing model or facexlib not available; using the template mask")
             return TemplateMasker()
-        return ParseMasker(str(status.path), device)
+        try:
+            return ParseMasker(str(status.path), device)
+        except (CheckpointError, WeightsError) as exc:  # an optional file: say so, go on
+            log.warning("%s; using the template mask (--mask parse would stop here)", exc)
+            return TemplateMasker()
+    status = store.status("parsenet")
+    if status.state == "unverified":
+        # a file without a published hash is recorded as trusted only once it has loaded
+        masker = ParseMasker(str(status.path), device)
+        store.ensure("parsenet")
+        return masker
     return ParseMasker(str(store.ensure("parsenet")), device)
