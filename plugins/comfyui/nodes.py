@@ -258,17 +258,14 @@ class RestoreFacesVideo:
 def _check_faces_seen(restorer: Any, *, whole: bool) -> None:
     """``faces`` naming a track that never appeared is a typo or another video's ID: an error
     for a whole video (nothing would be restored as asked), a warning at the end of a chunked
-    one (its earlier chunks are already out)."""
-    wanted = restorer.options.faces
-    unseen = sorted(set(wanted) - restorer.track_ids) if wanted is not None else []
-    if not unseen:
-        return
+    one (its earlier chunks are already out); for ``track_settings`` always a warning."""
     found = ", ".join(map(str, sorted(restorer.track_ids))) or "none"
-    message = (f"faces: track {', '.join(map(str, unseen))} never appeared in these frames "
-               f"(tracks found: {found}; the Track Faces node shows them)")
-    if whole:
-        raise UsageError(message)
-    log.warning("%s", message)
+    for option, unseen in restorer.unseen_tracks().items():
+        message = (f"{option}: track {', '.join(map(str, unseen))} never appeared in these "
+                   f"frames (tracks found: {found}; the Track Faces node shows them)")
+        if whole and option == "faces":  # nothing would be restored as asked
+            raise UsageError(message)
+        log.warning("%s", message)
 
 
 # -- track preview --------------------------------------------------------------------------------

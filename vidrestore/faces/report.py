@@ -40,6 +40,7 @@ frames by index. Readers must reject a ``schema`` they do not know.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -98,6 +99,11 @@ class TrackEntry:
     def alignment(self) -> dict[str, Any]:
         """The ``alignment`` block of the report: figures of the smoothed points against the
         detections (see the module docstring)."""
+        return dict(self._alignment)
+
+    @functools.cached_property
+    def _alignment(self) -> dict[str, Any]:
+        # asked for by the report, the sheet, the warning and the CLI: computed once
         return track_alignment(self.frames)
 
 

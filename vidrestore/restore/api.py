@@ -154,12 +154,9 @@ def _warn_unseen(restorer: Restorer) -> None:
     """Say when IDs chosen with ``faces`` or given settings never appeared (a typo, or another
     video's IDs)."""
     found = ", ".join(map(str, sorted(restorer.track_ids))) or "none"
-    for flag, ids in (("--faces", restorer.options.faces or ()),
-                      ("--track-settings", restorer.track_settings)):
-        unseen = sorted(set(ids) - restorer.track_ids)
-        if unseen:
-            log.warning("%s: track %s never appeared (tracks found: %s)", flag,
-                        ", ".join(map(str, unseen)), found)
+    for option, unseen in restorer.unseen_tracks().items():
+        log.warning("--%s: track %s never appeared (tracks found: %s)",
+                    option.replace("_", "-"), ", ".join(map(str, unseen)), found)
 
 
 def stage_report(path: str | Path, info: object, restorer: Restorer, *,

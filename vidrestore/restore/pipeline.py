@@ -25,7 +25,7 @@ from .blend import is_gray, paste_face
 from .engine import FaceEngine, FaceItem
 from .masks import create_masker
 from .options import RestoreOptions
-from .tracksettings import TrackSetting, load_track_settings
+from .tracksettings import TrackSetting, parse_track_settings
 
 if TYPE_CHECKING:
     from ..weights import WeightStore
@@ -124,7 +124,8 @@ class Restorer:
         self.engine = FaceEngine(self.model, self.options, device=self.device, dtype=self.dtype,
                                  batch_size=batch)
         self.masker = create_masker(self.options.mask, self.device, store)
-        self.track_settings = (load_track_settings(self.options.track_settings)
+        # the options hold the settings inline (a file was read when they were made)
+        self.track_settings = (parse_track_settings(self.options.track_settings)
                                if self.options.track_settings else {})
         self.keep_tracks = keep_tracks
         self.tracks: dict[int, list[TrackedFace]] = {}
@@ -136,6 +137,13 @@ class Restorer:
         #: found and tracked (a preview needs the full run's tracks but few faces restored).
         self.only_frames: set[int] | None = None
         self._pending: deque[_Pending] = deque()
+
+    def unseen_tracks(self) -> dict[str, list[int]]:
+        """Track IDs named by ``faces`` or ``track_settings`` that have not appeared (so far),
+        by the option that names them."""
+        named = {"faces": self.options.faces or (), "track_settings": self.track_settings}
+        return {k: sorted(set(ids) - self.track_ids) for k, ids in named.items()
+                if set(ids) - self.track_ids}
 
     @property
     def faces_restored(self) -> dict[int, int]:
