@@ -16,8 +16,14 @@ Methods, each on the same detections of the same face:
   detections (4.1 px, raw 6.5 px), then fixed. The optimum is flat (within 0.05 px for
   ``min_cutoff`` 2.5-4 Hz, ``beta`` 0.001-0.01); lower cutoffs lag too much for this target;
 * ``ours-offline`` / ``ours-causal`` - ``FaceStream`` with ``FaceOptions()`` /
-  ``FaceOptions(causal=True)``;
-* ``ours-noreg`` - ``FaceStream`` with ``FaceOptions(register=False)``, offline.
+  ``FaceOptions(causal=True)``. Offline that is the Kalman filter (pose and shape, fused with
+  the registration: its rotation and scale, the centroid from the detections), the fixed-lag
+  RTS pass, a local-quadratic Gaussian (sigma 5 frames) over the RTS estimates, and the drift
+  guard (at most 12 px from the detections' sigma-2 low-pass; :class:`SmootherTuning`);
+* ``ours-noreg`` - ``FaceStream`` with ``FaceOptions(register=False)``, offline;
+* ``ours-rts`` - offline, without the post stage and the guard, and with the earlier
+  registration weighting (``PRIOR_TUNING``: the smoother as it was before them), for
+  comparison.
 
 **Real clips** (every video in ``shared/media`` plus the paths given; ``--frames`` each). The
 raw detections of the offline run are the reference of every method; the other runs' faces are
@@ -79,6 +85,7 @@ from vidrestore.faces.metrics import (
     path_error,
     path_errors,
 )
+from vidrestore.faces.smooth import SmootherTuning
 from vidrestore.io.frame import Frame
 from vidrestore.io.reader import VideoReader
 
@@ -94,10 +101,13 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 MIN_TRACK = 30
 DRIFT_LIMIT = 20.0
 ONE_EURO = {"min_cutoff": 3.5, "beta": 0.002, "d_cutoff": 1.0}
-RUNS = {
-    "ours-offline": FaceOptions(),
-    "ours-causal": FaceOptions(causal=True),
-    "ours-noreg": FaceOptions(register=False),
+PRIOR_TUNING = SmootherTuning(maneuver_max=400.0, registration_rel=0.6,
+                              registration_translation=1.0, post_sigma=0.0, guard_px=0.0)
+RUNS: dict[str, tuple[FaceOptions, SmootherTuning | None]] = {
+    "ours-offline": (FaceOptions(), None),
+    "ours-causal": (FaceOptions(causal=True), None),
+    "ours-noreg": (FaceOptions(register=False), None),
+    "ours-rts": (FaceOptions(), PRIOR_TUNING),
 }
 METHODS = ("raw", "gaussian3", "one-euro", *RUNS)
 
@@ -117,9 +127,10 @@ def read_clip(path: Path, limit: int | None = None) -> tuple[list[Frame], Fracti
     return frames, rate
 
 
-def run_stream(frames: Sequence[Frame], options: FaceOptions, yunet: Path) -> list[FrameFaces]:
+def run_stream(frames: Sequence[Frame], options: FaceOptions, yunet: Path,
+               tuning: SmootherTuning | None = None) -> list[FrameFaces]:
     """``FaceStream`` over ``frames`` (push each, then flush)."""
-    stream = FaceStream(create_detector("yunet", options, model_path=yunet), options)
+    stream = FaceStream(create_detector("yunet", options, model_path=yunet), options, tuning)
     out: list[FrameFaces] = []
     for frame in frames:
         out += stream.push(frame)
@@ -309,7 +320,8 @@ def estimates_on(track: Track, runs: dict[str, list[FrameFaces]],
 
 def bench_real(path: Path, limit: int, yunet: Path) -> dict:
     frames, rate = read_clip(path, limit)
-    runs = {name: run_stream(frames, opts, yunet) for name, opts in RUNS.items()}
+    runs = {name: run_stream(frames, opts, yunet, tuning)
+            for name, (opts, tuning) in RUNS.items()}
     tracks = [t for t in tracks_of(runs["ours-offline"]) if len(t.smooth) >= MIN_TRACK]
     h, w = frames[0].pixels.shape[:2]
     report = {"path": str(path), "frames": len(frames), "size": [w, h], "rate": float(rate),
@@ -375,7 +387,8 @@ def longest_run(mask: np.ndarray) -> slice:
 def bench_groundtruth(spec: MotionSpec, out_dir: Path, yunet: Path) -> dict:
     path, truth = build_clip(MEDIA / "vr_face_4.mp4", spec, out_dir, yunet)
     frames, rate = read_clip(path)
-    runs = {name: run_stream(frames, opts, yunet) for name, opts in RUNS.items()}
+    runs = {name: run_stream(frames, opts, yunet, tuning)
+            for name, (opts, tuning) in RUNS.items()}
     span = range(len(frames))
     ours = {name: follow(truth, span, result) for name, result in runs.items()}
     raw = ours["ours-offline"][1]

@@ -79,16 +79,24 @@ def real_figures(media_dir: Path, yunet_path: Path) -> dict[str, dict[str, float
     return {m: _real_figures(e, track.raw) for m, e in estimates.items()}
 
 
-def test_real_clip_offline_is_steadier_and_stays_with_the_detections(
+def test_real_clip_offline_is_as_steady_as_gaussian3_and_never_wanders_off(
         real_figures: dict[str, dict[str, float]]) -> None:
-    """Today's figures as a floor (the targets of the alignment work are stricter): steadier
-    than the detections, drift p95 within 2 px of gaussian3's, and - where gaussian3 rounds off
-    the head's fast nod - a lasting offset from the detections far below gaussian3's."""
+    """The issue's window-mode bar on a real clip: as steady as gaussian3 (within 10 %), drift
+    p95 within 2 px of its and no more frames beyond 20 px than it has (+0.5 %). The smoother
+    before the drift guard failed the last: 5.6 % of these frames beyond 20 px against
+    gaussian3's 4.4 % (and 4.2x steadier against 10.9x); now 10.9x and 2.2 %."""
     ours, bar = real_figures["ours-offline"], real_figures["gaussian3"]
     table = _table(real_figures)
-    assert ours["jitter_reduction"] >= 3.0, table
+    assert ours["jitter_reduction"] >= 0.9 * bar["jitter_reduction"], table
     assert ours["drift_p95"] <= bar["drift_p95"] + 2.0, table
-    assert ours["offset_p95"] <= 0.5 * bar["offset_p95"], table
+    assert ours["beyond"] <= bar["beyond"] + 0.005, table
+
+
+def test_real_clip_causal_is_steadier_than_the_detections(
+        real_figures: dict[str, dict[str, float]]) -> None:
+    """Causal mode (no look-ahead) as a floor: about 2x steadier today; the issue's 4x is not
+    reached by a forward filter that keeps its lag under a frame on the ground-truth clips."""
+    assert real_figures["ours-causal"]["jitter_reduction"] >= 1.5, _table(real_figures)
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +118,12 @@ def gt_figures(media_dir: Path, yunet_path: Path,
 
 def test_groundtruth_offline_follows_the_face(gt_figures: dict[str, dict[str, float]]) -> None:
     """On a real face moved by a known motion: closer to the truth than gaussian3 and than the
-    detections by a clear margin, without lag; causal with under a frame of lag."""
+    detections by a clear margin (0.70x today), with under a frame of lag either way (-0.5:
+    the detections themselves -0.14); causal closer than the detections, under a frame late."""
     table = _table(gt_figures)
-    ours = gt_figures["ours-offline"]
+    ours, causal, raw = (gt_figures[m] for m in ("ours-offline", "ours-causal", "raw"))
     assert ours["path_error"] <= gt_figures["gaussian3"]["path_error"], table
-    assert ours["path_error"] <= 0.8 * gt_figures["raw"]["path_error"], table
-    assert abs(ours["lag"]) <= 0.5, table  # the detections themselves: -0.16
-    assert 0.0 <= gt_figures["ours-causal"]["lag"] <= 1.0, table
+    assert ours["path_error"] <= 0.76 * raw["path_error"], table
+    assert abs(ours["lag"]) <= 0.75, table
+    assert causal["path_error"] <= 0.85 * raw["path_error"], table
+    assert 0.0 <= causal["lag"] <= 1.0, table

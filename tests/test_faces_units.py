@@ -139,7 +139,8 @@ def smooth_offline(raw, scores, lookahead=12, **kw) -> np.ndarray:
         if t >= lookahead:
             out.append(sm.smoothed(t - lookahead))
             sm.forget_before(t - lookahead + 1)
-            assert sm.last_frame - sm.first <= lookahead  # memory bounded by the look-ahead
+            # memory bounded by the look-ahead and the few past frames the estimate reads
+            assert sm.last_frame - sm.first <= lookahead + sm.history
     out += [sm.smoothed(t) for t in range(max(0, len(raw) - lookahead), len(raw))]
     return np.array(out)
 
@@ -331,7 +332,8 @@ def test_report_round_trip_and_schema(tmp_path) -> None:
     data = json.loads(path.read_text())
     assert data["schema"] == 1 and data["video"] == {"width": 320, "height": 240}
     assert set(data["tracks"][0]["frames"][0]) == {
-        "frame", "pts", "time", "box", "score", "landmarks_raw", "landmarks", "interpolated"}
+        "frame", "pts", "time", "box", "score", "landmarks_raw", "landmarks", "interpolated",
+        "weight"}
     assert read_tracks_report(path) == report
     assert json.loads(dumps(report.to_dict())) == report.to_dict()
     with pytest.raises(OutputError, match="exists"):
@@ -367,3 +369,61 @@ def test_draw_faces_draws_on_a_copy(dtype) -> None:
     for tid in (1, 2):
         assert tuple(c * unit for c in track_colour(tid)) in colours
     assert draw_faces(pixels, []).sum() == 0
+
+
+# -- restoration weight ------------------------------------------------------------------------
+
+
+def _detection(points: np.ndarray, score: float = 0.92, height: float | None = None) -> Detection:
+    x0, y0 = points.min(axis=0) - 20
+    x1, y1 = points.max(axis=0) + 20
+    if height is not None:
+        y1 = y0 + height
+    return Detection([x0, y0, x1, y1], score, points)
+
+
+def test_profiles_and_failed_landmarks_are_not_frontal() -> None:
+    from vidrestore.faces.track import frontality
+
+    frontal = TEMPLATE_512.astype(np.float64) * 0.4 + 100
+    assert frontality(_detection(frontal)) == 1.0
+    turned = frontal.copy()
+    turned[2, 0] = turned[1, 0] + 5  # the nose beyond the right eye: a strong yaw
+    assert frontality(_detection(turned)) == 0.0
+    collapsed = frontal.copy()
+    collapsed[0, 0] = collapsed[1, 0] - 8  # eyes almost on top of each other
+    assert frontality(_detection(collapsed)) == 0.0
+    eyes = float(frontal[1, 0] - frontal[0, 0])
+    assert frontality(_detection(frontal, height=6 * eyes)) == 0.0  # box far too tall
+
+
+def test_weight_fades_and_a_track_must_earn_restoration() -> None:
+    from vidrestore.faces.track import QualityTuning, TrackQuality
+
+    frontal = TEMPLATE_512.astype(np.float64) * 0.4 + 100
+    turned = frontal.copy()
+    turned[2, 0] = turned[1, 0] + 5
+    q = TrackQuality(QualityTuning(fade_frames=4))
+    for n in range(12):
+        q.observe(n, _detection(turned if 4 <= n < 8 else frontal))
+    weights = [q.weight(n) for n in range(12)]
+    assert weights[:4] == [1.0] * 4  # restored from its first frame
+    assert weights[4:8] == [0.75, 0.5, 0.25, 0.0]  # fades out, no pop
+    assert weights[8:] == [0.25, 0.5, 0.75, 1.0]
+    assert q.reason is None
+    weak = TrackQuality()
+    for n in range(5):
+        weak.observe(n, _detection(frontal, score=0.74))
+    assert [weak.weight(n) for n in range(5)] == [0.0] * 5
+    assert "scored 0.80" in (weak.reason or "")
+
+
+def test_report_says_why_a_track_is_left_alone(tmp_path) -> None:
+    pts = TEMPLATE_512 * 0.2 + (10, 5)
+    left = [TrackedFace(3, i, [0, 0, 60, 80], 0.72, pts + 0.5, pts, False, weight=0.0)
+            for i in range(4)]
+    report = TrackReport.from_dict(tracks_report({3: left, 1: [face(1, i) for i in range(4)]}))
+    assert report.track(1).reason is None
+    assert "scored" in report.track(3).reason
+    data = json.loads(report.write(tmp_path / "tracks.json").read_text())
+    assert [t["reason"] is None for t in data["tracks"]] == [True, False]

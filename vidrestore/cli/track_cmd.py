@@ -52,7 +52,7 @@ def track(input: Path, preview: Path | None, report: Path | None, sheet: Path | 
     summary = {str(t.id): {"frames": len(t.frames),
                            "first": t.frames[0].frame, "last": t.frames[-1].frame,
                            "bridged": sum(f.interpolated for f in t.frames),
-                           "alignment": t.alignment()}
+                           "alignment": t.alignment(), "reason": t.reason}
                for t in result.tracks}
     if as_json:
         click.echo(json.dumps({"tracks": summary, "preview": preview and str(preview),
@@ -68,6 +68,8 @@ def track(input: Path, preview: Path | None, report: Path | None, sheet: Path | 
         click.echo(f"  #{tid}: frames {s['first']}-{s['last']} ({s['frames']} frames, "
                    f"{s['bridged']} bridged{steady}{away}"
                    f"{', DOUBTFUL alignment' if a['doubtful'] else ''})")
+        if s["reason"] is not None:
+            click.echo(f"      left alone: {s['reason']}")
     for label, path in (("preview", preview), ("report", report), ("sheet", sheet)):
         if path is not None:
             click.echo(f"{label}: {path}")

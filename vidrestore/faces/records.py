@@ -64,7 +64,9 @@ class TrackedFace:
 
     ``landmarks`` are the smoothed points every later stage aligns with; ``landmarks_raw`` and
     ``score`` are the detector's own values, ``None`` where the frame was bridged
-    (``interpolated``) because the detector missed the face there.
+    (``interpolated``) because the detector missed the face there. ``weight`` (0..1) is how
+    much of the restored face is pasted back: 0 for a profile, failed landmarks or a track that
+    has not earned restoration, fading in and out over a few frames (see :mod:`.track`).
     """
 
     track_id: int
@@ -74,9 +76,11 @@ class TrackedFace:
     landmarks_raw: np.ndarray | None
     landmarks: np.ndarray
     interpolated: bool
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "box", _as_box(self.box))
+        object.__setattr__(self, "weight", float(np.clip(self.weight, 0.0, 1.0)))
         object.__setattr__(self, "landmarks", _as_points(self.landmarks, "landmarks"))
         if self.landmarks_raw is not None:
             raw = _as_points(self.landmarks_raw, "landmarks_raw")

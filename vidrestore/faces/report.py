@@ -7,7 +7,9 @@ Schema 1::
       "video": {                      # facts of the source stream (as far as known)
         "path", "container", "codec", "width", "height", "pix_fmt", "bit_depth",
         "time_base": "1/15360", "start_pts", "avg_rate": "30/1", "fps", "frame_count",
-        "duration", "rotation", "first_frame"
+        "duration", "rotation", "first_frame",
+        "coordinates": "display",     # box/landmarks are pixels of the upright picture
+        "display_width", "display_height"   # its size ("stored": the frame as decoded)
       },
       "tracks": [
         {"id": 1,                     # stable track ID (what `restore --faces` selects)
@@ -15,12 +17,14 @@ Schema 1::
            {"frame": 0,               # frame index from the start of the read range
             "pts": 1024,              # presentation timestamp, in video.time_base units
             "time": 0.0667,           # seconds from the start of the video
-            "box": [x1, y1, x2, y2],  # frame pixels
+            "box": [x1, y1, x2, y2],  # pixels of the picture video.coordinates names
             "score": 0.93,            # detector confidence; null on bridged frames
             "landmarks_raw": [[x, y] x 5],   # detector's points; null on bridged frames
             "landmarks": [[x, y] x 5],       # smoothed points used for alignment
-            "interpolated": false}    # true: the detector missed the face, the frame is bridged
+            "interpolated": false,    # true: the detector missed the face, the frame is bridged
+            "weight": 1.0}            # share of the restored face pasted back (0: left alone)
          ],
+         "reason": null,              # why the track is left alone (null: it is restored)
          "alignment": {               # how the smoothed points relate to the detections
            "jitter_reduction": 9.3,   # frame-to-frame shake of the detections / of the points
            "drift_p95": 4.1,          # 95th percentile distance from the detections' low-pass
@@ -78,6 +82,7 @@ class FaceEntry:
     landmarks_raw: tuple[tuple[float, float], ...] | None
     landmarks: tuple[tuple[float, float], ...]
     interpolated: bool
+    weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +91,7 @@ class FaceEntry:
             "landmarks_raw": None if self.landmarks_raw is None
             else [list(p) for p in self.landmarks_raw],
             "landmarks": [list(p) for p in self.landmarks], "interpolated": self.interpolated,
+            "weight": self.weight,
         }
 
 
@@ -100,6 +106,13 @@ class TrackEntry:
         """The ``alignment`` block of the report: figures of the smoothed points against the
         detections (see the module docstring)."""
         return dict(self._alignment)
+
+    @property
+    def reason(self) -> str | None:
+        """Why the track is left alone (no frame with a restoration weight), else None."""
+        if any(f.weight > 0 for f in self.frames):
+            return None
+        return track_reason(self.frames)
 
     @functools.cached_property
     def _alignment(self) -> dict[str, Any]:
@@ -131,6 +144,19 @@ def track_alignment(frames: Sequence[FaceEntry]) -> dict[str, Any]:
     return out
 
 
+def track_reason(frames: Sequence[FaceEntry]) -> str:
+    """Why a track was not restored, judged as the tracker judges it (:mod:`.track`)."""
+    from .records import Detection
+    from .track import TrackQuality
+
+    quality = TrackQuality()
+    for f in frames:
+        det = None if f.landmarks_raw is None or f.score is None else Detection(
+            np.array(f.box), f.score, np.array(f.landmarks_raw))
+        quality.observe(f.frame, det)
+    return quality.reason or "profile or failed landmarks on every frame"
+
+
 @dataclass(frozen=True)
 class TrackReport:
     """A whole report: stream facts and tracks (see the module docstring for the schema)."""
@@ -154,7 +180,8 @@ class TrackReport:
             "schema": self.schema,
             "video": dict(self.video),
             "tracks": [{"id": t.id, "frames": [f.to_dict() for f in t.frames],
-                        "alignment": t.alignment()} for t in self.tracks],
+                        "alignment": t.alignment(), "reason": t.reason}
+                       for t in self.tracks],
         }
 
     @classmethod
@@ -195,6 +222,7 @@ def _entry(f: Mapping[str, Any]) -> FaceEntry:
         landmarks_raw=None if raw is None else tuple((float(x), float(y)) for x, y in raw),
         landmarks=tuple((float(x), float(y)) for x, y in f["landmarks"]),
         interpolated=bool(f["interpolated"]),
+        weight=float(f.get("weight", 1.0)),
     )
 
 
@@ -219,6 +247,7 @@ def face_entry(face: TrackedFace, pts: int | None, time: float | None) -> FaceEn
         landmarks_raw=_points(face.landmarks_raw),
         landmarks=_points(face.landmarks) or (),
         interpolated=bool(face.interpolated),
+        weight=_num(face.weight, 4),
     )
 
 
@@ -314,13 +343,14 @@ def stage_tracks_report(
     pts: Mapping[int, int] | None = None,
     *,
     overwrite: bool,
+    **extra: Any,
 ) -> AtomicOutput:
     """Stage ``tracks.json`` for ``info``'s video from faces grouped by ID or from FrameFaces;
-    the caller commits it (see :meth:`TrackReport.stage`)."""
+    the caller commits it (see :meth:`TrackReport.stage`). ``extra`` adds facts to ``video``."""
     if isinstance(tracks, Mapping):
-        data = tracks_report(tracks, info=info, pts=pts)
+        data = tracks_report(tracks, info=info, pts=pts, **extra)
     else:
-        collector = ReportCollector.for_video(info)
+        collector = ReportCollector.for_video(info, **extra)
         for ff in tracks:
             collector.add(ff)
         data = collector.report().to_dict()
@@ -334,6 +364,7 @@ def dumps(data: Mapping[str, Any]) -> str:
         + ",\n".join("  " + json.dumps(f) for f in t["frames"])
         + "\n ]"
         + (f',\n "alignment": {json.dumps(t["alignment"])}' if "alignment" in t else "")
+        + (f',\n "reason": {json.dumps(t["reason"])}' if "reason" in t else "")
         + "}"
         for t in data["tracks"]
     )

@@ -74,14 +74,33 @@ class SmootherTuning:
     """Summed innovation (in standard deviations) above which motion noise is raised."""
     maneuver_rel: float = 0.03
     """Mean innovation (relative to the face radius) that motion noise is raised to absorb."""
-    maneuver_max: float = 400.0
+    maneuver_max: float = 20.0
     """Largest factor on the acceleration variance while the face moves unexpectedly."""
     shape_rel: float = 0.002
     """Shape drift per frame (standard deviation, relative to the template radius) at strength 1."""
-    registration_rel: float = 0.6
+    registration_rel: float = 0.2
     """Registration noise per pose value is ``registration_rel * sqrt(1 - cc)`` of the radius
     (``cc``: the match's correlation) plus ``registration_floor``."""
     registration_floor: float = 0.003
+    registration_translation: float = 100.0
+    """Factor on the registration's noise for the centroid (rotation and scale keep the noise
+    above). The registration's centroid follows the face's pixels, the detections' follows the
+    five points, which also move with expression and yaw: above 1, where the face is comes
+    mostly from the detections and how it turns and zooms from the registration."""
+    post_sigma: float = 5.0
+    """Offline: a centred Gaussian (frames) over the RTS estimates around each frame, all from
+    one pass over the stored frames, beyond the ends carried on with the edge velocity. It
+    takes out the shake the motion model lets through without widening the look-ahead."""
+    post_degree: int = 2
+    """Degree of the local polynomial the post stage fits with those Gaussian weights: 0 is the
+    plain Gaussian; 2 keeps steady curves (a sway, an accelerating pan) at their full size."""
+    guard_px: float = 12.0
+    """Offline: the furthest (mean over the points, aligned-face pixels) an estimate may be
+    from the detections' own short low-pass (``guard_sigma``) around its frame; beyond, it is
+    drawn back onto that bound. Smoothing may steady the landmarks, never carry them off the
+    face the detector sees (a fast nod rounded off, a registration gone wrong). 0 = off."""
+    guard_sigma: float = 2.0
+    """Gaussian (frames) of the detections' low-pass that ``guard_px`` is measured from."""
     offset_walk_rel: float = 0.0002
     """Drift per frame of the registration's offset from the detections (relative to the
     radius). The detections pull the registration back over about (pose noise of one detection /
@@ -159,6 +178,21 @@ class LandmarkSmoother:
         )
 
     @property
+    def _post_radius(self) -> int:
+        """Frames on either side that the post Gaussian averages (three of its sigmas)."""
+        t = self.tuning
+        if self.strength == 0 or t.post_sigma <= 0:
+            return 0
+        return int(np.ceil(3 * t.post_sigma * np.sqrt(self.strength)))
+
+    @property
+    def history(self) -> int:
+        """Past frames an estimate still reads: the post Gaussian's, and the guard's twice
+        (its low-pass of the detections, and the excess around the frame)."""
+        reach = int(np.ceil(3 * self.tuning.guard_sigma)) if self.tuning.guard_px > 0 else 0
+        return 0 if self.strength == 0 else self._post_radius + 2 * reach
+
+    @property
     def last_frame(self) -> int:
         """The newest frame stepped (``first_frame - 1`` before any step)."""
         return self._next - 1
@@ -198,17 +232,74 @@ class LandmarkSmoother:
         return compose(self._xs[i][0, :4], self._xs[i][3])
 
     def smoothed(self, frame: int) -> np.ndarray:
-        """Estimate at ``frame`` using every stored frame after it as well (fixed-lag RTS)."""
+        """Estimate at ``frame`` using every stored frame after it as well (fixed-lag RTS, then
+        the centred ``post_sigma`` Gaussian over the estimates around it)."""
         i = self._index(frame)
         if self.strength == 0 and self._raw[i] is not None:
             return self._raw[i]
-        if i == len(self._xs) - 1:
+        radius = self._post_radius
+        lo = max(0, i - self.history)
+        if len(self._xs) - lo == 1:
             return self.filtered(frame)
-        fs = np.broadcast_to(_F4, (len(self._xs) - i, 4, 4))
+        fs = np.broadcast_to(_F4, (len(self._xs) - lo, 4, 4))
         x, _, _, _ = rts_smoother(
-            np.stack(self._xs[i:]), np.stack(self._ps[i:]), fs, np.stack(self._qs[i:])
+            np.stack(self._xs[lo:]), np.stack(self._ps[lo:]), fs, np.stack(self._qs[lo:])
         )
-        return compose(x[0, 0, :4], x[0, 3])
+        reach = int(np.ceil(3 * self.tuning.guard_sigma)) if self.tuning.guard_px > 0 else 0
+        rows = np.arange(max(lo, i - reach), min(len(self._xs), i + reach + 1))
+        if radius:
+            estimates = self._post(x, rows - lo)
+        else:
+            estimates = _compose_many(x[rows - lo, 0, :4], x[rows - lo, 3])
+        return self._guarded(i, rows, estimates)
+
+    def _post(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Landmarks (len(rows), 5, 2) of the post stage at ``rows`` of the RTS estimates ``x``
+        (rows past either end are carried on from the edge row with its velocity)."""
+        radius = self._post_radius
+        offsets = np.arange(-radius, radius + 1)
+        sigma = self.tuning.post_sigma * np.sqrt(max(self.strength, 1e-6))
+        weights = _post_kernel(offsets, sigma, self.tuning.post_degree)
+        wanted = rows[:, None] + offsets
+        k = np.clip(wanted, 0, len(x) - 1)
+        beyond = (wanted - k)[..., None]  # frames past the stored ends
+        pose = x[k, 0, :4] + beyond * x[k, 1, :4]
+        return _compose_many(weights @ pose, weights @ x[k, 3])
+
+    def _guarded(self, i: int, rows: np.ndarray, estimates: np.ndarray) -> np.ndarray:
+        """The estimate at stored frame ``i`` drawn back towards the detections by the
+        ``guard_sigma`` Gaussian of the excess over ``guard_px`` on the stored frames ``rows``
+        around it (``estimates``: theirs), so the correction fades in and out as smoothly as
+        the low-pass it is measured from. The detections' low-pass is centred (a one-sided
+        one, on the newest frames, lags behind a moving face); frames without a detection
+        near them add no excess."""
+        t = self.tuning
+        here = estimates[int(np.searchsorted(rows, i))]
+        if t.guard_px <= 0:
+            return here.astype(np.float32)
+        reach = int(np.ceil(3 * t.guard_sigma))
+        raw = np.full((len(self._raw), 5, 2), np.nan)
+        for k in range(max(0, int(rows[0]) - reach), min(len(raw), int(rows[-1]) + reach + 1)):
+            if (r := self._raw[k]) is not None:
+                raw[k] = r
+        offsets = np.arange(-reach, reach + 1)
+        near = rows[:, None] + offsets
+        symmetric = np.minimum(rows, len(raw) - 1 - rows)[:, None]
+        inside = np.abs(offsets)[None, :] <= np.minimum(symmetric, reach)
+        picked = raw[np.clip(near, 0, len(raw) - 1)]
+        w = np.exp(-0.5 * (offsets / t.guard_sigma) ** 2)[None, :] * (
+            inside & np.isfinite(picked).all(axis=(2, 3)))
+        total = w.sum(axis=1)
+        measured = total > 0
+        ref = np.einsum("jk,jkpc->jpc", w / np.where(measured, total, 1.0)[:, None],
+                        np.nan_to_num(picked))
+        off = estimates - ref
+        distance = np.linalg.norm(off, axis=2).mean(axis=1) / _scales(ref, measured)
+        share = np.where(measured & (distance > t.guard_px),
+                         1.0 - t.guard_px / np.maximum(distance, 1e-9), 0.0)
+        taper = np.exp(-0.5 * ((rows - i) / t.guard_sigma) ** 2)
+        correction = np.einsum("j,jpc->pc", taper * share, off) / taper.sum()
+        return (here - correction).astype(np.float32)
 
     def predicted(self, frames_ahead: int = 1) -> np.ndarray:
         """Landmarks expected ``frames_ahead`` after the newest frame (motion model only)."""
@@ -216,8 +307,9 @@ class LandmarkSmoother:
         return compose(x[0, :4] + frames_ahead * x[1, :4], x[3])
 
     def forget_before(self, frame: int) -> None:
-        """Drop stored frames older than ``frame`` (the newest one is always kept)."""
-        n = min(max(0, frame - self.first), len(self._xs) - 1)
+        """Drop stored frames older than ``frame`` (the newest one is always kept), except the
+        few the post Gaussian still reaches back to."""
+        n = min(max(0, frame - self.history - self.first), len(self._xs) - 1)
         if n:
             for store in (self._xs, self._ps, self._qs, self._raw):
                 del store[:n]
@@ -294,19 +386,49 @@ class LandmarkSmoother:
         pose, _, scale = pose_and_shape(reg.landmarks)
         rel = t.registration_rel * np.sqrt(max(1.0 - reg.cc, 0.0)) + t.registration_floor
         r = float((rel * scale * _RADIUS) ** 2)
+        noise = r * np.diag([t.registration_translation**2] * 2 + [1.0, 1.0])
         if reg.restarted:
             # a new reference: its offset is unknown, and this frame tells nothing else
             self._x[8:] = 0.0
             self._p[8:, :] = 0.0
             self._p[:, 8:] = 0.0
             self._p[8:, 8:] = _I4 * (scale * _RADIUS) ** 2
-        self._x, self._p = kf_update(self._x, self._p, pose[:, None], _I4 * r, _REGISTERED_H)
+        self._x, self._p = kf_update(self._x, self._p, pose[:, None], noise, _REGISTERED_H)
 
     def _index(self, frame: int) -> int:
         i = frame - self.first
         if not 0 <= i < len(self._xs):
             raise IndexError(f"frame {frame} is not stored (have {self.first}..{self.last_frame})")
         return i
+
+
+def _compose_many(pose: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """:func:`compose` of (J, 4) poses and (J, 10) shapes: (J, 5, 2) float64 landmarks."""
+    a, b = pose[:, 2] / _RADIUS, pose[:, 3] / _RADIUS
+    m = np.stack([np.stack([a, -b], axis=1), np.stack([b, a], axis=1)], axis=1)  # (J, 2, 2)
+    pts = _CENTRED[None] + shape.reshape(-1, 5, 2)
+    return np.einsum("jpc,jrc->jpr", pts, m) + pose[:, None, :2]
+
+
+def _scales(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Frame px per template px of (J, 5, 2) landmarks (the ``scale`` of
+    :func:`pose_and_shape`); 1 where not ``valid``."""
+    d = points - points.mean(axis=1, keepdims=True)
+    norm = float((_CENTRED**2).sum())
+    a = np.einsum("pc,jpc->j", _CENTRED, d) / norm
+    b = (np.einsum("p,jp->j", _CENTRED[:, 0], d[..., 1])
+         - np.einsum("p,jp->j", _CENTRED[:, 1], d[..., 0])) / norm
+    return np.where(valid, np.maximum(np.hypot(a, b), 1e-9), 1.0)
+
+
+def _post_kernel(offsets: np.ndarray, sigma: float, degree: int) -> np.ndarray:
+    """Weights (summing to 1) of the value at offset 0 of a local polynomial (degree 0 or 2;
+    symmetric, so 1 and 3 equal them) fitted with Gaussian weights of ``sigma`` frames."""
+    w = np.exp(-0.5 * (offsets / sigma) ** 2)
+    if degree < 2:
+        return w / w.sum()
+    s0, s2, s4 = (float((w * offsets.astype(np.float64) ** m).sum()) for m in (0, 2, 4))
+    return w * (s4 - s2 * offsets**2) / (s0 * s4 - s2 * s2)
 
 
 _I4 = np.eye(4)

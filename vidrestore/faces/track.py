@@ -17,6 +17,16 @@ a detection clearly continues it (same place, same size, same look).
 
 Frames are counted by a sequence number ``n`` (0, 1, 2, ... in push order); the stream maps it to
 the frame's own index.
+
+Restoration weight: the restorer is trained on frontal faces aligned by five points. A face
+turned into profile, or a detection whose points failed (eyes collapsed together, a box far
+taller than the eye distance allows, the nose beside the eyes), would be restored as a frontal
+face that is not there. Each detection is judged by its geometry (:func:`frontality`); a track's
+weight (``TrackedFace.weight``) follows it, fading over ``fade_frames`` so a face never pops in
+or out. A track also has to earn restoration: one detection scoring ``earn_score`` or more and a
+plausible geometry on at least ``plausible_share`` of its detections; until then its weight is 0
+and :attr:`TrackQuality.reason` says why (a false face: a pattern the detector half-believes).
+These classes live here, with the tracks that hold them, so a snapshot of the tracker has them.
 """
 
 from __future__ import annotations
@@ -74,6 +84,98 @@ def appearance(pixels: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return v / norm if norm > 1e-6 else v
 
 
+@dataclass(frozen=True)
+class QualityTuning:
+    """Limits of a plausible frontal face (ratios to the eye distance) and of an earned track."""
+
+    yaw: tuple[float, float] = (0.3, 0.5)
+    """Nose offset along the eye line from the eyes' midpoint: full weight up to the first,
+    none beyond the second (0.5: the nose is outside the eyes, a strong yaw)."""
+    mouth: tuple[float, float] = (1.8, 2.6)
+    """Eye-to-mouth distance (frontal: about 1.0; eyes collapsed together: large)."""
+    height: tuple[float, float] = (4.0, 5.5)
+    """Box height (frontal: about 2.5-3)."""
+    earn_score: float = 0.8
+    plausible_share: float = 0.5
+    fade_frames: int = 5
+
+
+def _ramp(value: float, limits: tuple[float, float]) -> float:
+    lo, hi = limits
+    return float(np.clip((hi - value) / (hi - lo), 0.0, 1.0))
+
+
+def frontality(det: Detection, tuning: QualityTuning | None = None) -> float:
+    """How plausible ``det`` is as a frontal face the restorer can align (0..1)."""
+    t = tuning or QualityTuning()
+    le, re, nose, lm, rm = np.asarray(det.landmarks, np.float64)
+    eyes = float(np.linalg.norm(re - le))
+    if eyes < 1e-3:
+        return 0.0
+    axis = (re - le) / eyes
+    mid = (le + re) / 2
+    yaw = abs(float((nose - mid) @ axis)) / eyes
+    mouth = float(np.linalg.norm((lm + rm) / 2 - mid)) / eyes
+    height = float(det.box[3] - det.box[1]) / eyes
+    return min(_ramp(yaw, t.yaw), _ramp(mouth, t.mouth), _ramp(height, t.height))
+
+
+@dataclass
+class TrackQuality:
+    """One track's restoration weight, frame by frame.
+
+    :meth:`observe` takes each frame's detection (``None`` where missed) in push order;
+    :meth:`weight` gives each frame's weight in emission order (the same order, later).
+    """
+
+    tuning: QualityTuning = field(default_factory=QualityTuning)
+    best_score: float = 0.0
+    detections: int = 0
+    plausible: int = 0
+    _targets: dict[int, float] = field(default_factory=dict)
+    _last_target: float = 0.0
+    _shown: float | None = None
+
+    @property
+    def earned(self) -> bool:
+        t = self.tuning
+        return (self.best_score >= t.earn_score
+                and self.plausible >= t.plausible_share * max(self.detections, 1))
+
+    @property
+    def reason(self) -> str | None:
+        """Why the track is not restored (None: it is)."""
+        t = self.tuning
+        if self.best_score < t.earn_score:
+            return f"no detection scored {t.earn_score:.2f} or more (best {self.best_score:.2f})"
+        if not self.earned:
+            return (f"implausible landmarks (profile or failed points) on "
+                    f"{self.detections - self.plausible} of {self.detections} detections")
+        return None
+
+    def observe(self, n: int, det: Detection | None) -> None:
+        if det is not None:
+            front = frontality(det, self.tuning)
+            self.detections += 1
+            self.plausible += front >= 0.5
+            self.best_score = max(self.best_score, det.score)
+            self._last_target = front
+        self._targets[n] = self._last_target
+
+    def weight(self, n: int) -> float:
+        """Frame ``n``'s weight: its target (frontality, 0 while not earned) reached by steps
+        of ``1 / fade_frames``; the first frame shown takes its target at once."""
+        target = self._targets.pop(n, self._last_target) if self.earned else 0.0
+        for k in [k for k in self._targets if k < n]:
+            del self._targets[k]
+        if self._shown is None:
+            self._shown = target
+        else:
+            step = 1.0 / max(self.tuning.fade_frames, 1)
+            self._shown += float(np.clip(target - self._shown, -step, step))
+        return round(self._shown, 4)
+
+
 @dataclass
 class Track:
     """One face followed over frames.
@@ -89,6 +191,7 @@ class Track:
     look: np.ndarray
     detections: dict[int, Detection] = field(default_factory=dict)
     registrar: FaceRegistrar | None = None
+    quality: TrackQuality = field(default_factory=TrackQuality)
     track_id: int | None = None
     last_detected: int = 0
     hits: int = 0
@@ -209,6 +312,7 @@ class Tracker:
                     landmarks_raw=None if det is None else det.landmarks,
                     landmarks=landmarks,
                     interpolated=det is None,
+                    weight=track.quality.weight(n),
                 )
             )
         return sorted(out, key=lambda f: f.track_id)
@@ -264,6 +368,7 @@ class Tracker:
         registered = None if track.registrar is None else track.registrar.step(
             pixels, det.landmarks)
         track.smoother.step(det.landmarks, det.score, registered)
+        track.quality.observe(n, det)
         track.detections[n] = det
         track.box = det.box
         mixed = 0.7 * track.look + 0.3 * look
@@ -283,6 +388,7 @@ class Tracker:
                 self._lost.append(track)
             return
         track.smoother.step(None)
+        track.quality.observe(n, None)
         track.box = predicted
 
     def _start(self, n: int, det: Detection, look: np.ndarray, pixels: np.ndarray) -> None:
@@ -292,6 +398,7 @@ class Tracker:
                       None if registrar is None else registrar.step(pixels, det.landmarks))
         track = Track(self._next_key, n, smoother, det.box, look, {n: det}, last_detected=n,
                       hits=1, registrar=registrar)
+        track.quality.observe(n, det)
         self._next_key += 1
         self.tracks.append(track)
         # Without look-ahead a face confirmed on its second detection has lost its first frame;
