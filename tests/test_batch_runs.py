@@ -8,8 +8,10 @@ packets (payloads and timestamps) and the same audio.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -27,6 +29,7 @@ from synth import load_rgb, pan_frames, tiny_checkpoint, write_clip
 
 from vidrestore.batch import BatchConfig, BatchOptions, run_batch
 from vidrestore.batch.jobs import DB_NAME
+from vidrestore.batch.runner import dry_run
 from vidrestore.batch.segments import SegmentWorker
 from vidrestore.cli import cli
 from vidrestore.faces.options import FaceOptions
@@ -564,3 +567,51 @@ def test_a_moved_batch_folder_keeps_its_finished_and_unfinished_jobs(tmp_path: P
     assert {n: (j["status"], Path(j["output"]).parent) for n, j in jobs.items()} == \
         {"done.mp4": ("done", moved), "later.mp4": ("done", moved)}
     assert not first.exists() and (moved / "later.mkv").is_file()
+
+
+# -- a lost database, a job that fails at the end -------------------------------------------------
+def test_a_lost_database_takes_back_verified_outputs(tmp_path: Path, reel: Path,
+                                                     worker: SegmentWorker, weights: Path
+                                                     ) -> None:
+    restore, faces = _options(weights)
+    out = tmp_path / "out"
+    config = BatchConfig(out, restore=restore, faces=faces)
+    first = run_batch([reel], config, worker=worker)
+    assert first.ok and first.ran == 1
+    made = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and
+            p.name.startswith("reel")}
+    for p in out.glob(DB_NAME + "*"):
+        p.unlink()
+    said: list[str] = []
+    again = run_batch([reel], config, worker=worker, events=said.append)
+    assert again.ok and again.ran == 0, said
+    assert any(m.startswith("adopt ") for m in said), said
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and
+            p.name.startswith("reel")} == made  # nothing redone, no reel-2.mkv
+    assert again.jobs[0].status == "done" and again.jobs[0].frames == 8
+    # other options: the output is not taken back (it is not what was asked for)
+    other = BatchConfig(out, restore=dataclasses.replace(restore, fidelity=0.9), faces=faces)
+    for p in out.glob(DB_NAME + "*"):
+        p.unlink()
+    assert [d.action for d in dry_run([reel], other)] == ["new"]
+
+
+def test_a_job_failing_at_the_end_leaves_no_output(tmp_path: Path, reel: Path,
+                                                   worker: SegmentWorker, weights: Path) -> None:
+    src = tmp_path / "src.mp4"
+    shutil.copy(reel, src)
+    restore, faces = _options(weights)
+    out = tmp_path / "out"
+
+    def touch(message: str) -> None:  # the source is changed while it is being restored
+        if "segment 0" in message:
+            st = src.stat()
+            os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+    result = run_batch([src], BatchConfig(out, restore=restore, faces=faces,
+                                          batch=BatchOptions(retries=0)),
+                       worker=worker, events=touch)
+    assert not result.ok
+    assert "changed while it was being restored" in (result.jobs[0].error_message or "")
+    left = sorted(p.name for p in out.iterdir())
+    assert not [n for n in left if n.startswith("src")], left  # no output, sidecar or report

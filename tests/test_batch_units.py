@@ -112,7 +112,8 @@ def test_job_database_records_and_survives_reopening(tmp_path: Path) -> None:
         db.set_segment_frames(job.id, 8)
         db.segment_begin(job.id, 0, 0, "w")
         db.segment_done(SegmentRecord(job.id, 0, 0, frames=8, last_pts=7, out_first=0,
-                                      out_frames=4, path="p", hash="x", status="done"))
+                                      out_frames=4, path=str(tmp_path / "p"), hash="x",
+                                      status="done"))
         db.segment_begin(job.id, 1, 8, "w")  # then the process dies
         with pytest.raises(sqlite3.IntegrityError):
             db.add(source="/in/b.mov", kind="video", output=str(tmp_path / "a.mkv"),

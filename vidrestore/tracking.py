@@ -4,6 +4,10 @@ Reader → :class:`~vidrestore.faces.FaceStream` (detector, cuts, tracker, smoot
 video with every track drawn (same sound and timing as the source), the ``tracks.json``
 report and a contact sheet (one tile per track, :mod:`vidrestore.faces.sheet`). The track IDs
 it reports are the ones ``restore --faces`` selects.
+
+A video stored sideways (a phone's display rotation) is tracked upright: the report's boxes and
+landmarks are in the displayed picture (its ``video.coordinates``), the sheet's faces stand
+upright, and the preview is drawn upright and written as stored, with the source's matrix.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .faces.report import ReportCollector, TrackReport
 from .faces.sheet import SheetCollector, check_sheet_path, render_sheet, stage_sheet
 from .io import VideoReader, VideoWriter, WriterOptions
 from .io.frame import Frame
+from .io.orientation import display_facts, quarter_turns, stored, upright_frame
 from .io.paths import AtomicOutput, check_side_outputs, discard_on_error
 from .weights import WeightStore
 
@@ -91,12 +96,13 @@ def track_video(
     if detector is None:
         detector = create_detector(options.detector, options, device=device,
                                    store=store if store is not None else WeightStore.from_env())
-    stream = FaceStream(detector, options)
     staged: list[AtomicOutput] = []
     with contextlib.ExitStack() as stack:
         stack.push(discard_on_error(staged))
         reader = stack.enter_context(VideoReader(src, start=start, end=end, fps=fps))
-        collector = ReportCollector.for_video(reader.info)
+        turns = quarter_turns(reader.info.rotation, reader.info.path)
+        stream = FaceStream(detector, options, turns=turns)
+        collector = ReportCollector.for_video(reader.info, **display_facts(reader.info))
         tiles = SheetCollector() if sheet_path is not None else None
         write: Callable[[Frame], None] | None = None
         if preview is not None:
@@ -116,14 +122,21 @@ def track_video(
         ))
         done = 0
 
+        def show(ff: FrameFaces) -> None:
+            """Sheet and preview, from the upright picture the faces were found in."""
+            shown = upright_frame(ff.frame, turns)
+            if tiles is not None:
+                tiles.add(FrameFaces(shown, ff.faces, ff.cut))
+            if write is not None:
+                drawn = draw_faces(shown.pixels, ff.faces)
+                write(ff.frame.with_pixels(stored(drawn, turns)))
+
         def take(ready: list[FrameFaces]) -> None:
             nonlocal done
             for ff in ready:
                 collector.add(ff)
-                if tiles is not None:
-                    tiles.add(ff)
-                if write is not None:
-                    write(ff.frame.with_pixels(draw_faces(ff.frame.pixels, ff.faces)))
+                if tiles is not None or write is not None:
+                    show(ff)
                 done += 1
                 bar.update(1)
                 if progress_callback is not None:

@@ -24,8 +24,8 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -33,9 +33,10 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from .errors import UsageError, WeightsError
+from .errors import OutputError, UsageError, WeightsError
+from .io.paths import reserve_temp, write_text_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -50,6 +51,9 @@ RECORD_FILE = "recorded.json"
 CHUNK = 1 << 20
 TIMEOUT_S = 30.0
 STALE_PART_S = 600.0
+T = TypeVar("T")
+MAX_DOWNLOAD = 2 << 30
+"""Bytes read at most for a model whose size is not known (the largest known is ~0.4 GB)."""
 
 
 class _CacheFolderError(WeightsError):
@@ -251,13 +255,18 @@ class WeightStore:
             return WeightStatus(spec, path, "corrupt", f"sha256 {actual}, expected {sha}")
         return WeightStatus(spec, path, "present")
 
-    def ensure(self, name: str, *, download: bool = True) -> Path:
-        """Path of a verified local file for ``name``, downloading it when missing."""
+    def ensure(self, name: str, *, download: bool = True, record: bool = True) -> Path:
+        """Path of a verified local file for ``name``, downloading it when missing.
+
+        A file without a published hash is recorded as trusted on first use; ``record=False``
+        leaves that to :meth:`load`, which records it only once it has loaded as its model.
+        """
         st = self.status(name)
         if st.state == "present":
             return st.path
         if st.state == "unverified":
-            self._record(name, st.path)
+            if record:
+                self._record(name, st.path)
             return st.path
         if st.state == "corrupt":
             raise WeightsError(
@@ -267,6 +276,15 @@ class WeightStore:
         if not download:
             raise self._missing_error(name, "downloads are disabled")
         return self.download(name)
+
+    def load(self, name: str, build: Callable[[Path], T], *, download: bool = True) -> T:
+        """``build(path)`` on the verified file of ``name``; a file trusted on first use is
+        recorded only after ``build`` has accepted it (a wrong file is never recorded)."""
+        path = self.ensure(name, download=download, record=False)
+        made = build(path)
+        if self.status(name).state == "unverified":
+            self._record(name, path)
+        return made
 
     # -- getting files ----------------------------------------------------------------------
     def download(self, name: str, *, force: bool = False) -> Path:
@@ -342,12 +360,14 @@ class WeightStore:
             )
         return done
 
-    def import_file(self, name: str, src: Path | str) -> Path:
+    def import_file(self, name: str, src: Path | str,
+                    check: Callable[[Path], object] | None = None) -> Path:
         """Copy a file the user obtained by hand into the cache, after checking it.
 
         For an entry the manifest does not pin, importing is the user's own decision to trust
         the file: it replaces an earlier first-use record (a wrong file imported by mistake can
-        be corrected by importing the right one).
+        be corrected by importing the right one). ``check(src)`` (which raises for a file that
+        is not the model) then runs first, so a wrong model is never recorded.
         """
         src = Path(src)
         if not src.is_file():
@@ -355,6 +375,8 @@ class WeightStore:
         dest = self.path(name)
         pinned = self.spec(name).verified
         self._make_folder(dest.parent)
+        if check is not None and not pinned:
+            check(src)
         with self._staged(dest) as (tmp, fh):
             self._copy_file(src, fh)
             fh.flush()
@@ -384,7 +406,7 @@ class WeightStore:
                 if time.time() - stale.stat().st_mtime > STALE_PART_S:
                     stale.unlink()
         try:
-            tmp, fd = self._open_part(dest)
+            tmp, fd = reserve_temp(dest, ".part")
         except OSError as exc:
             raise _cache_error(dest.parent, exc) from None
         try:
@@ -401,35 +423,27 @@ class WeightStore:
         except OSError as exc:
             raise _cache_error(folder, exc) from None
 
-    @staticmethod
-    def _open_part(dest: Path) -> tuple[Path, int]:
-        """Create a new empty ``.part`` file beside ``dest``: (path, descriptor to write).
-
-        ``mkstemp`` always makes 0600 files; asking for 0666 and letting the kernel apply the
-        umask gives the installed file the mode a plain ``open()`` would, so a shared cache stays
-        readable, without touching the process-wide umask (``os.umask`` cannot merely read it).
-        """
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        for _ in range(100):
-            tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
-            with contextlib.suppress(FileExistsError):
-                return tmp, os.open(tmp, flags, 0o666)
-        raise FileExistsError(f"no free temporary name beside {dest}")
-
     def _fetch_url(self, url: str, fh: IO[bytes], spec: WeightSpec) -> None:
         from tqdm import tqdm
 
         req = urllib.request.Request(url, headers={"User-Agent": "vidrestore"})
+        limit = self.expected(spec.name)[0] or MAX_DOWNLOAD
         with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
             announced = _announced_length(resp)
+            if announced is not None and announced > limit:
+                raise WeightsError(f"the server announces {announced} bytes, more than the "
+                                   f"{limit} expected; not downloaded")
             received = 0
             with tqdm(
                 total=announced or spec.size, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=spec.file, disable=not self.progress, leave=False,
+                desc=spec.file, disable=not (self.progress and sys.stderr.isatty()), leave=False,
             ) as bar:
                 for block in iter(lambda: resp.read(CHUNK), b""):
-                    fh.write(block)
                     received += len(block)
+                    if received > limit:  # a wrong file or an endless body: stop reading
+                        raise WeightsError(f"the server sent more than the {limit} bytes "
+                                           "expected; stopped")
+                    fh.write(block)
                     bar.update(len(block))
         # http.client ends a fixed-length body silently when the connection drops early.
         if announced is not None and received != announced:
@@ -479,29 +493,30 @@ class WeightStore:
             return
         recs = self._records()
         recs[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-        tmp = self.home / f".{RECORD_FILE}.tmp"
         try:
-            tmp.write_text(json.dumps(recs, indent=2))
-            os.replace(tmp, self.home / RECORD_FILE)
-        except OSError as exc:
-            raise _cache_error(self.home, exc) from None
+            write_text_atomic(self.home / RECORD_FILE, json.dumps(recs, indent=2))
+        except OutputError as exc:
+            raise _cache_error(self.home, exc.__cause__ or exc) from None
         log.warning(
             "%s has no published hash; recorded sha256 %s on first use in %s",
             path.name, recs[name]["sha256"], self.home / RECORD_FILE,
         )
 
     def _hash_cached(self, path: Path) -> str:
-        """SHA-256 of ``path``, remembered in a sidecar keyed by size and mtime."""
+        """SHA-256 of ``path``, remembered in a sidecar keyed by the file's identity and change
+        time: any write to the file (even one that puts its mtime back) moves its ctime, which
+        no user can set, so a changed file is hashed again."""
         st = path.stat()
         side = path.with_name(f".{path.name}.sha256")
-        key = f"{st.st_size}:{st.st_mtime_ns}"
+        key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
         with contextlib.suppress(OSError, ValueError):
-            k, digest = side.read_text().split()
-            if k == key:
-                return digest
+            if not side.is_symlink():
+                k, digest = side.read_text().split()
+                if k == key:
+                    return digest
         digest = sha256_file(path)
-        with contextlib.suppress(OSError):
-            side.write_text(f"{key} {digest}\n")
+        with contextlib.suppress(OutputError):
+            write_text_atomic(side, f"{key} {digest}\n")
         return digest
 
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,6 +19,7 @@ from typing import Any
 import av
 
 from ..errors import OutputError, SourceError
+from ..io.paths import write_text_atomic
 
 CHUNK = 1 << 20
 
@@ -168,25 +168,6 @@ def sequence_framemd5(files: Iterable[Path]) -> FrameListing:
         raise SourceError("no image to checksum")
     return FrameListing(Fraction(1), first.width, first.height, first.format.name,
                         Fraction(1, 1), tuple(sums))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary beside ``path``, flush it to disk, rename it into place."""
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """:func:`write_bytes_atomic` for UTF-8 text."""
-    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,7 @@ class JobDB:
 
     def __init__(self, folder: Path, *, create: bool = True) -> None:
         self.path = Path(folder) / DB_NAME
+        self._writable = create
         if not create and not self.path.is_file():
             raise UsageError(f"{folder}: no batch here (no {DB_NAME})")
         try:
@@ -157,8 +158,13 @@ class JobDB:
             version = self._open(create)
         except sqlite3.DatabaseError as exc:
             self._db.close()
+            if "full" in str(exc):
+                raise OutputError(f"{self.path}: no space left for the job database ({exc}); "
+                                  "free some space and run again (keep the database: it "
+                                  "holds the batch's progress)") from exc
             raise OutputError(f"{self.path}: not a usable job database ({exc}); move it away "
-                              "to start this folder's batch afresh") from exc
+                              "to start this folder's batch afresh (finished outputs whose "
+                              "reports verify are taken back)") from exc
         if version is None or int(version[0]) != SCHEMA_VERSION:
             found = None if version is None else version[0]
             self._db.close()
@@ -166,8 +172,16 @@ class JobDB:
                              f"schema {SCHEMA_VERSION}")
 
     def _open(self, create: bool) -> sqlite3.Row | None:
-        """Set the connection up (creating the tables if asked); the stored schema version."""
+        """Set the connection up (creating the tables if asked); the stored schema version.
+
+        A database of another schema is not written to (read first, refused by the caller)."""
         self._db.execute("PRAGMA foreign_keys = ON")
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        if has_meta:
+            found = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if found is None or int(found[0]) != SCHEMA_VERSION:
+                return found
         if create:
             self._db.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode: a killed process loses nothing that was committed; a power
@@ -179,6 +193,8 @@ class JobDB:
                         db.execute(stmt)
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
                            (str(SCHEMA_VERSION),))
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('folder', ?)",
+                           (str(self.path.parent),))
         return self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
 
     def close(self) -> None:
@@ -203,17 +219,43 @@ class JobDB:
 
     # -- jobs ------------------------------------------------------------------------------------
     def jobs(self) -> list[Job]:
-        return [Job(**dict(r)) for r in self._db.execute("SELECT * FROM jobs ORDER BY id")]
+        return [self._job(r) for r in self._db.execute("SELECT * FROM jobs ORDER BY id")]
 
     def job(self, job_id: int) -> Job:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise UsageError(f"{self.path}: no job {job_id}")
-        return Job(**dict(row))
+        return self._job(row)
 
     def find(self, source: str) -> Job | None:
         row = self._db.execute("SELECT * FROM jobs WHERE source = ?", (source,)).fetchone()
-        return None if row is None else Job(**dict(row))
+        return None if row is None else self._job(row)
+
+    def _inside(self, what: str, path: str | None) -> None:
+        """Everything a batch writes lies in its folder: a row naming a path elsewhere (a
+        hostile or mistaken edit of a database on shared storage) is refused, so nothing
+        outside the folder is ever written, replaced or deleted on its say."""
+        if path is None:
+            return
+        base = self.path.parent
+        if not self._writable:  # a moved folder's rows name the old place until a run
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'folder'").fetchone()
+            base = Path(row[0]) if row is not None else base
+        folder = os.path.realpath(base)
+        real = os.path.realpath(path)
+        if not os.path.isabs(path) or not real.startswith(folder + os.sep):
+            raise OutputError(f"{self.path}: {what} names {path}, outside the batch folder "
+                              f"{self.path.parent}; refusing to use this job database")
+
+    def check_paths(self) -> None:
+        """Refuse the database if any row names a path outside the batch folder."""
+        for job in self.jobs():
+            self.segments(job.id)
+
+    def _job(self, row: sqlite3.Row) -> Job:
+        job = Job(**dict(row))
+        self._inside(f"job {job.id}", job.output)
+        return job
 
     def outputs(self) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT output FROM jobs")}
@@ -252,11 +294,19 @@ class JobDB:
 
     def rebase(self, folder: Path) -> bool:
         """Point recorded outputs and work files at ``folder`` when the batch folder was moved
-        or renamed (everything a batch writes lies inside it); True if anything changed."""
-        row = self._db.execute("SELECT output FROM jobs LIMIT 1").fetchone()
-        if row is None or Path(row[0]).parent == folder:
+        or renamed (everything a batch writes lies inside it); True if anything changed.
+
+        The folder the database was made in is recorded (older databases: taken from the
+        first job's output); paths that were not inside it are left as they are, and
+        :meth:`check_paths` refuses them."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'folder'").fetchone()
+        if row is None:
+            first = self._db.execute("SELECT output FROM jobs LIMIT 1").fetchone()
+            old = None if first is None else str(Path(first[0]).parent)
+        else:
+            old = str(row[0])
+        if old is None or Path(old) == folder:
             return False
-        old = str(Path(row[0]).parent)
 
         def moved(path: str | None) -> str | None:
             if path is None or not (path == old or path.startswith(old + os.sep)):
@@ -270,6 +320,7 @@ class JobDB:
                     "SELECT job_id, idx, path, state_path FROM segments").fetchall():
                 db.execute("UPDATE segments SET path = ?, state_path = ? "
                            "WHERE job_id = ? AND idx = ?", (moved(path), moved(state), job_id, idx))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('folder', ?)", (str(folder),))
         return True
 
     def requeue_interrupted(self) -> int:
@@ -312,7 +363,11 @@ class JobDB:
     def segments(self, job_id: int) -> list[SegmentRecord]:
         rows = self._db.execute("SELECT * FROM segments WHERE job_id = ? ORDER BY idx",
                                 (job_id,))
-        return [_segment(r) for r in rows]
+        out = [_segment(r) for r in rows]
+        for rec in out:
+            self._inside(f"segment {rec.idx} of job {job_id}", rec.path)
+            self._inside(f"segment {rec.idx} of job {job_id}", rec.state_path)
+        return out
 
     def segment_begin(self, job_id: int, idx: int, first_frame: int, worker: str) -> None:
         """Count one more computation of segment ``idx`` (it is ``running`` until done)."""

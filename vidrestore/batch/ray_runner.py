@@ -31,12 +31,12 @@ from .runner import (
     Events,
     JobRun,
     SourceHasher,
-    batch_lock,
     finalize,
-    make_out_dir,
+    open_batch,
     prepare,
 )
 from .segments import JobSpec, Plan, SegmentWorker
+from .sources import expand_sources
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,13 @@ def run_batch_ray(sources: Sequence[str | os.PathLike[str]], config: BatchConfig
     actor_cls = ray.remote(RestoreWorker).options(
         num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=-1,
         max_task_retries=0, runtime_env={"env_vars": env} if env else None)
-    make_out_dir(config.out_dir)
-    with batch_lock(config.out_dir), JobDB(config.out_dir) as db:
-        queue, ids = prepare(sources, config, db, say)
+    found = expand_sources(sources, skip=config.out_dir)
+    with open_batch(config.out_dir) as (db, undo):
+        try:
+            queue, ids = prepare(found, config, db, say)
+        except BaseException:
+            undo()
+            raise
         if not queue:
             return BatchResult([db.job(i) for i in ids], 0)
         count = iter(range(1 << 30))

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .fixity import write_text_atomic
+from ..io.paths import write_text_atomic
 from .jobs import Job, SegmentRecord
 
 REPORT_SCHEMA = "vidrestore.batch.job/1"

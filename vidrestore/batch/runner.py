@@ -2,8 +2,10 @@
 
 The driver (this module) is the only writer of the database. Per input it decides: new,
 resume (segments already finished), redo (input or options changed, or a finished output no
-longer matches its recorded hash), retry (failed before, retries left), or skip (done and
-verified, or out of retries). Jobs then run one after another here, or on Ray workers
+longer matches its recorded hash), retry (failed before, retries left), skip (done and
+verified, or out of retries), or adopt (an input the database does not know whose finished
+output and report are already in the folder and verify: a lost database costs no work).
+Jobs then run one after another here, or on Ray workers
 (:mod:`.ray_runner`) with the same :class:`JobRun` bookkeeping.
 """
 
@@ -32,7 +34,7 @@ from .fixity import Fixity, output_digest, write_fixity
 from .jobs import DB_NAME, Job, JobDB, SegmentRecord
 from .join import Joined, join_segments
 from .options import BatchOptions
-from .report import job_report, report_path, write_report
+from .report import REPORT_SCHEMA, job_report, report_path, write_report
 from .segments import (
     JobSpec,
     Plan,
@@ -40,6 +42,7 @@ from .segments import (
     make_plan,
     output_path,
     segment_intact,
+    snapshot_problem,
     writer_options,
 )
 from .sources import Fingerprint, Source, content_hash, expand_sources, fingerprint
@@ -124,7 +127,7 @@ class Decision:
     """What a run does with one input, and why."""
 
     source: Source
-    action: str  # new, resume, redo, retry, skip
+    action: str  # new, resume, redo, retry, skip, adopt
     reason: str
     output: Path
     job: Job | None = None
@@ -132,10 +135,11 @@ class Decision:
     source_hash: str | None = None
     error: VidrestoreError | None = None
     verified: bool = False  # a finished output whose SHA-256 was just checked
+    adopted: dict[str, Any] | None = None  # the report of a finished output taken back
 
     @property
     def runs(self) -> bool:
-        return self.action != "skip"
+        return self.action not in ("skip", "adopt")
 
 
 @dataclass
@@ -163,12 +167,42 @@ def decide(sources: Sequence[Source], config: BatchConfig, db: JobDB | None) -> 
     for src in sources:
         job = db.find(str(src.path)) if db is not None else None
         if job is None:
+            found = _adoptable(config, src, taken)
+            if found is not None:
+                out.append(found)
+                taken.add(str(found.output))
+                continue
             dst = _free_output(config, src, taken)
             taken.add(str(dst))
         else:  # outputs lie in the batch folder, wherever it has been moved
             dst = config.out_dir / Path(job.output).name
         out.append(_decide_one(src, job, dst, config, opts_hash))
     return out
+
+
+def _adoptable(config: BatchConfig, src: Source, taken: set[str]) -> Decision | None:
+    """A finished output of this input under its own name, made with these options, that a
+    lost or new job database does not know: its report names this input (same size and
+    SHA-256) and these options, and the output still has the SHA-256 the report gives. It is
+    taken back as done instead of being restored again under another name."""
+    dst = output_path(config.out_dir, src.name, config.batch)
+    if str(dst) in taken or not os.path.lexists(dst):
+        return None
+    try:
+        report = json.loads(report_path(dst).read_text(encoding="utf-8"))
+        source, output = report["source"], report["output"]
+        fp = fingerprint(src)
+        if (report.get("schema") != REPORT_SCHEMA or source["path"] != str(src.path)
+                or source["size"] != fp.size or not source["sha256"]
+                or report["options"] != json.loads(config.options_json())
+                or output["path"] != str(dst)):
+            return None
+        if output_digest(dst) != output["sha256"] or content_hash(src) != source["sha256"]:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, VidrestoreError):
+        return None
+    return Decision(src, "adopt", "done before (its report and output verify)", dst, None, fp,
+                    source["sha256"], verified=True, adopted=report)
 
 
 def _free_output(config: BatchConfig, src: Source, taken: set[str]) -> Path:
@@ -226,6 +260,15 @@ def _apply(db: JobDB, d: Decision, config: BatchConfig) -> Job:
     if job is None:
         job = db.add(source=str(d.source.path), kind=d.source.kind, output=str(d.output),
                      options=options, options_hash=opts_hash)
+    if d.action == "adopt" and d.adopted is not None and d.fingerprint is not None:
+        tracks = d.adopted.get("tracks", {})
+        db.set_input(job.id, size=d.fingerprint.size, mtime_ns=d.fingerprint.mtime_ns,
+                     source_hash=d.source_hash)
+        db.finish(job.id, frames=int(d.adopted["output"]["frames"]),
+                  output_hash=str(d.adopted["output"]["sha256"]),
+                  faces=int(tracks.get("faces_restored", 0)), tracks=int(tracks.get("count", 0)),
+                  seconds=float(d.adopted.get("timings", {}).get("seconds", 0.0)))
+        return db.job(job.id)
     if d.action == "redo":
         db.reset(job.id, options=options, options_hash=opts_hash)
         shutil.rmtree(work_dir(config, job.id), ignore_errors=True)
@@ -274,6 +317,12 @@ class JobRun:
                 kept.append(rec)
         if kept and kept[-1].state_path is None and not kept[-1].final:
             kept = []  # its snapshot is gone: nothing can follow it
+        if kept and kept[-1].state_path is not None:
+            problem = snapshot_problem(kept[-1])
+            if problem is not None:
+                log.warning("%s; %s is restored again from the start", problem,
+                            self.job.source)
+                kept = []
         if kept:
             log.info("%s: resuming after %d finished segments", self.job.source, len(kept))
         self.db.drop_segments(self.job.id, len(kept), keep_counts=same_size)
@@ -312,7 +361,19 @@ class JobRun:
             self.segments[-2] = dataclasses.replace(prev, state_path=None, state_hash=None)
 
     def finish(self, fin: Finished, hasher: SourceHasher) -> Job:
-        """Record the output, write its report, remove the work folder."""
+        """Record the output, write its report, remove the work folder.
+
+        If this fails (the source changed while it was restored, the report cannot be
+        written), the joined output and its sidecars are removed: no output of a failed job
+        is left looking verified.
+        """
+        try:
+            return self._finish(fin, hasher)
+        except BaseException:
+            remove_output(fin.joined.output)
+            raise
+
+    def _finish(self, fin: Finished, hasher: SourceHasher) -> Job:
         assert self.plan is not None
         joined, fixity = fin.joined, fin.fixity
         t0 = time.perf_counter()
@@ -350,6 +411,8 @@ class JobRun:
     def fail(self, exc: BaseException) -> Job:
         log.warning("%s: failed: %s: %s", self.job.source, type(exc).__name__, exc)
         self.db.fail(self.job.id, exc)
+        with contextlib.suppress(OSError):  # a work folder with nothing to resume from
+            os.rmdir(self.spec.work_dir)
         return self.db.job(self.job.id)
 
 
@@ -378,6 +441,17 @@ def finalize(spec: JobSpec, plan: Plan, segments: list[SegmentRecord]) -> Finish
         raise VidrestoreError(f"{joined.output}: {fixity.frames} frames decode, "
                               f"{joined.frames} were written")
     return Finished(joined, fixity, t1 - t0, time.perf_counter() - t1)
+
+
+def remove_output(output: Path) -> None:
+    """An output, its fixity sidecars and its report (a job that failed at the end)."""
+    for side in (output.with_name(output.name + ".sha256"),
+                 output.with_name(output.name + ".framemd5"), report_path(output)):
+        side.unlink(missing_ok=True)
+    if output.is_dir() and not output.is_symlink():
+        shutil.rmtree(output, ignore_errors=True)
+    else:
+        output.unlink(missing_ok=True)
 
 
 def remove_partials(output: Path) -> None:
@@ -436,16 +510,17 @@ class SourceHasher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def prepare(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, db: JobDB,
+def prepare(sources: Sequence[Source], config: BatchConfig, db: JobDB,
             events: Events) -> tuple[list[Job], list[int]]:
-    """Register every input; return the jobs this run should process, in order, and the ids
-    of every job the sources name."""
-    db.requeue_interrupted()
+    """Register every input (:func:`expand_sources`' list); return the jobs this run should
+    process, in order, and the ids of every job the sources name."""
     if db.rebase(config.out_dir):
         events(f"{config.out_dir}: the batch folder was moved; its records follow it")
+    db.check_paths()
+    db.requeue_interrupted()
     todo: list[Job] = []
     ids: list[int] = []
-    for d in decide(expand_sources(sources, skip=config.out_dir), config, db):
+    for d in decide(sources, config, db):
         job = _apply(db, d, config)
         ids.append(job.id)
         if d.error is not None:
@@ -453,7 +528,7 @@ def prepare(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, db: 
         elif d.runs:
             todo.append(job)
         else:
-            events(f"skip {d.source.path}: {d.reason}")
+            events(f"{d.action} {d.source.path}: {d.reason}")
             if d.verified and _restore_sidecars(d.output, config):
                 events(f"{d.output}: missing fixity sidecars written again")
     return todo, ids
@@ -475,9 +550,13 @@ def run_batch(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, *,
     Returns every job's final row; a failed job does not stop the others.
     """
     say = events or (lambda msg: log.info("%s", msg))
-    make_out_dir(config.out_dir)
-    with batch_lock(config.out_dir), JobDB(config.out_dir) as db:
-        queue, ids = prepare(sources, config, db, say)
+    found = expand_sources(sources, skip=config.out_dir)
+    with open_batch(config.out_dir) as (db, undo):
+        try:
+            queue, ids = prepare(found, config, db, say)
+        except BaseException:
+            undo()
+            raise
         hasher = SourceHasher()
         ran = 0
         try:
@@ -496,13 +575,52 @@ def run_batch(sources: Sequence[str | os.PathLike[str]], config: BatchConfig, *,
         return BatchResult([db.job(i) for i in ids], ran)
 
 
-def make_out_dir(out_dir: Path) -> None:
-    """Create the batch folder (and its parents) or say in one line why it cannot be."""
+def make_out_dir(out_dir: Path) -> list[Path]:
+    """Create the batch folder (and its parents) or say in one line why it cannot be; the
+    folders it made, innermost first."""
+    made = []
+    p = out_dir
+    while not p.exists() and p != p.parent:
+        made.append(p)
+        p = p.parent
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot create the output folder "
                           f"({exc.strerror or exc})") from exc
+    return made
+
+
+@contextlib.contextmanager
+def open_batch(out_dir: Path) -> Iterator[tuple[JobDB, Callable[[], None]]]:
+    """The batch folder, locked, and its job database, with an ``undo`` to call when the run
+    stops before any work (a damaged database, another schema, a row naming a path outside the
+    folder, sources that cannot be read): it removes what this call made (the folder, the lock
+    file, a new database), so a refused run leaves the folder as it was found."""
+    made = make_out_dir(out_dir)
+    had = {p for p in (out_dir / LOCK_NAME, out_dir / DB_NAME) if p.exists()}
+    undone = opened = False
+
+    def undo() -> None:
+        nonlocal undone
+        undone = True
+
+    try:
+        with batch_lock(out_dir), JobDB(out_dir) as db:
+            opened = True
+            yield db, undo
+    finally:
+        if undone or not opened:
+            _remove_new(out_dir, had, made)
+
+
+def _remove_new(out_dir: Path, had: set[Path], made: list[Path]) -> None:
+    for p in out_dir.iterdir():
+        if p.name.startswith((LOCK_NAME, DB_NAME)) and p not in had:
+            p.unlink(missing_ok=True)
+    for folder in made:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def run_job_locally(db: JobDB, job: Job, config: BatchConfig, worker: SegmentWorker,

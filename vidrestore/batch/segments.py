@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import pickle
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -36,6 +35,7 @@ from ..errors import CheckpointError, OutputError, SourceError, UsageError
 from ..faces.options import FaceOptions
 from ..io import VideoReader, VideoWriter, WriterOptions, probe
 from ..io.frame import Frame
+from ..io.paths import write_bytes_atomic, write_text_atomic
 from ..io.probe import VideoInfo
 from ..io.writer import encoder_pix_fmt
 from ..restore.options import RestoreOptions
@@ -44,8 +44,6 @@ from .fixity import (
     sequence_files,
     sha256_file,
     sha256_tree,
-    write_bytes_atomic,
-    write_text_atomic,
 )
 from .interlace import (
     FILTERS,
@@ -270,10 +268,11 @@ class SegmentWorker:
         Path(spec.work_dir).mkdir(parents=True, exist_ok=True)
         clear_segment_files(spec, idx)
         restorer = self.restorer(spec)
+        restorer.rotation = plan.info.rotation  # faces are restored upright
         pending = None
         if prev is not None:
             state = load_state(prev)
-            restorer.set_state(state["restorer"])
+            restorer.set_state(state["restorer"], what=f"{prev.state_path}")
             pending = state["weave"]
         first = 0 if prev is None else prev.first_frame + (prev.frames or 0)
         out_first = 0 if prev is None else (prev.out_first or 0) + (prev.out_frames or 0)
@@ -302,8 +301,7 @@ class SegmentWorker:
                 raise SourceError(f"{spec.source}: no frame after pts {prev and prev.last_pts}")
             state_path = state_hash = None
             if more:
-                blob = pickle.dumps({"restorer": restorer.get_state(), "weave": sink.pending},
-                                    protocol=pickle.HIGHEST_PROTOCOL)
+                blob = dumps_segment_state(restorer.get_state(), sink.pending)
                 state_path = _state_path(seg)
                 write_bytes_atomic(state_path, blob)
                 state_hash = hashlib.sha256(blob).hexdigest()
@@ -452,8 +450,30 @@ def _image_sums(files: list[Path]) -> list[FrameSum]:
     return list(sequence_framemd5(files).frames)
 
 
+def dumps_segment_state(restorer_state: bytes, weave: Frame | None) -> bytes:
+    """A segment's snapshot: the restorer's state and the field the weaver holds back."""
+    from ..restore.snapshot import dumps
+
+    return dumps({"restorer": restorer_state, "weave": weave}, ())
+
+
+def snapshot_problem(rec: SegmentRecord) -> str | None:
+    """Why the snapshot after segment ``rec`` cannot be resumed from (None: it can)."""
+    from ..restore.pipeline import snapshot_types
+    from ..restore.snapshot import check
+
+    try:
+        check(load_state(rec)["restorer"], snapshot_types(), what=str(rec.state_path))
+    except CheckpointError as exc:
+        return str(exc)
+    return None
+
+
 def load_state(rec: SegmentRecord) -> dict[str, Any]:
-    """The snapshot taken after segment ``rec``, checked against its recorded hash."""
+    """The snapshot taken after segment ``rec``, checked against its recorded hash and read
+    as data (:mod:`vidrestore.restore.snapshot`)."""
+    from ..restore.snapshot import SnapshotError, loads
+
     if rec.state_path is None:
         raise CheckpointError(f"segment {rec.idx} of job {rec.job_id} has no snapshot")
     path = Path(rec.state_path)
@@ -463,7 +483,10 @@ def load_state(rec: SegmentRecord) -> dict[str, Any]:
         raise CheckpointError(f"{path}: cannot read the snapshot ({exc.strerror})") from exc
     if hashlib.sha256(blob).hexdigest() != rec.state_hash:
         raise CheckpointError(f"{path}: snapshot does not match its recorded SHA-256")
-    state: dict[str, Any] = pickle.loads(blob)  # noqa: S301 - our own file, hash-checked
+    state = loads(blob, (), what=str(path))
+    if (not isinstance(state, dict) or set(state) != {"restorer", "weave"}
+            or not isinstance(state["restorer"], bytes)):
+        raise SnapshotError(f"{path}: not a segment snapshot")
     return state
 
 

@@ -63,11 +63,12 @@ def expand_sources(items: Sequence[str | os.PathLike[str]],
     inside a scanned folder): its outputs are not inputs.
     """
     out: list[Source] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()  # real paths: a file reached through links is one input
     for item in items:
         for src in _expand(str(item), Path.cwd(), 0, skip):
-            if src.path not in seen:
-                seen.add(src.path)
+            real = os.path.realpath(src.path)
+            if real not in seen:
+                seen.add(real)
                 out.append(src)
     if not out:
         raise UsageError("no sources: give video files, folders, image-sequence folders or a "
@@ -114,7 +115,12 @@ def _is_video(p: Path) -> bool:
     return p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
 
 
-def _scan_folder(folder: Path, skip: Path | None) -> Iterable[Source]:
+def _scan_folder(folder: Path, skip: Path | None,
+                 visited: frozenset[str] = frozenset()) -> Iterable[Source]:
+    real = os.path.realpath(folder)
+    if real in visited:  # a link back to a folder above: scanned once
+        return
+    visited = visited | {real}
     entries = sorted((p for p in folder.iterdir() if p != skip), key=lambda p: p.name)
     files = [p for p in entries if p.is_file()]
     if any(_is_image(p) for p in files) and not any(_is_video(p) for p in files):
@@ -124,7 +130,7 @@ def _scan_folder(folder: Path, skip: Path | None) -> Iterable[Source]:
         if p.name.startswith("."):
             continue
         if p.is_dir():
-            yield from _scan_folder(p, skip)
+            yield from _scan_folder(p, skip, visited)
         elif _is_video(p):
             yield Source(p, "video")
 

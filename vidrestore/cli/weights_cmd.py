@@ -82,6 +82,25 @@ def verify(names: tuple[str, ...]) -> None:
 @click.argument("name")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def import_cmd(name: str, path: Path) -> None:
-    """Copy a file downloaded by hand into the cache, after checking its hash."""
-    dest = WeightStore.from_env().import_file(name, path)
+    """Copy a file downloaded by hand into the cache, after checking its hash (and, for an
+    entry without a published hash, that it loads as that model)."""
+    dest = WeightStore.from_env().import_file(name, path, check=lambda p: _loads_as(name, p))
     click.echo(f"{name}: {dest}")
+
+
+def _loads_as(name: str, path: Path) -> None:
+    """Refuse a file that is not the model of entry ``name`` (one-line error)."""
+    import torch
+
+    if name == "codeformer":
+        from ..models.loader import load_codeformer_checkpoint
+
+        load_codeformer_checkpoint(path, device="cpu", dtype=torch.float32)
+    elif name == "parsenet":
+        from ..restore.masks import ParseMasker
+
+        ParseMasker(str(path), torch.device("cpu"))
+    elif name in ("yunet", "retinaface_resnet50"):
+        from ..faces.detect import create_detector
+
+        create_detector("yunet" if name == "yunet" else "retinaface", model_path=path)

@@ -339,12 +339,10 @@ def create_detector(
     if not available():
         raise UsageError(f"--detector {name}: not available here; it needs {needs}")
     if model_path is not None:
-        path = Path(model_path)
-    elif store is not None:
-        path = store.ensure(entry)
-    else:
+        return factory(options or FaceOptions(), Path(model_path), device)
+    if store is None:
         raise UsageError(f"create_detector({name!r}): give a model_path or a WeightStore")
-    return factory(options or FaceOptions(), path, device)
+    return store.load(entry, lambda path: factory(options or FaceOptions(), path, device))
 
 
 def detect_tiles(

@@ -12,6 +12,10 @@ searched in tiles at a finer scale on the first frame, after each cut and every 
 frames, and each face that is small at the working size is searched every frame in a small
 crop around its predicted place at full resolution. A small face that appears between scans
 is picked up at the next one.
+
+Frames stored sideways (a phone video's display rotation, :mod:`vidrestore.io.orientation`):
+with ``turns`` faces are found, tracked and given in the upright picture
+``np.rot90(frame.pixels, turns)``; the frames themselves come back as they were pushed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections import deque
 import numpy as np
 
 from ..io.frame import Frame
+from ..io.orientation import upright
 from .cuts import CutDetector
 from .detect import (
     MIN_DETECT_PX,
@@ -41,17 +46,24 @@ class FaceStream:
     """Faces of a video, frame by frame, with stable track IDs and smoothed landmarks.
 
     State (tracks, smoothers, the previous frame for cut detection) persists across calls;
-    use one stream per video.
+    use one stream per video. ``turns``: counter-clockwise quarter turns that make the pushed
+    frames upright (``quarter_turns(info.rotation)``); face coordinates are in that upright
+    picture. Set it before the first frame.
     """
+
+    turns: int = 0  # (a class default too: for streams restored from older snapshots)
 
     def __init__(
         self,
         detector: FaceDetector,
         options: FaceOptions | None = None,
         tuning: SmootherTuning | None = None,
+        *,
+        turns: int = 0,
     ) -> None:
         self.detector = detector
         self.options = options or FaceOptions()
+        self.turns = turns % 4
         self._tracker = Tracker(self.options, tuning)
         self._cuts = CutDetector(self.options.cut_threshold)
         self._batch = 1 if self.options.causal else self.options.batch
@@ -94,14 +106,16 @@ class FaceStream:
         shifts = None
         if self.options.dither:
             shifts = [dither_shift(first + k) for k in range(len(frames))]
-        coarse = self.detector.detect([f.pixels for f in frames], shifts=shifts)
-        for k, (frame, found) in enumerate(zip(frames, coarse, strict=True)):
+        # upright copies for this batch only: the frames are held as they came
+        pictures = [upright(f.pixels, self.turns) for f in frames]
+        coarse = self.detector.detect(pictures, shifts=shifts)
+        for k, (frame, pixels, found) in enumerate(zip(frames, pictures, coarse, strict=True)):
             n = first + k
-            cut = self._cuts.update(frame.pixels)
-            found = found + self._small_faces(n, frame.pixels, cut)
+            cut = self._cuts.update(pixels)
+            found = found + self._small_faces(n, pixels, cut)
             kept = [d for d in nms(found, self.detector.nms_threshold)
                     if d.width >= self.options.min_face]
-            self._tracker.update(n, kept, frame.pixels, cut)
+            self._tracker.update(n, kept, pixels, cut)
             self._ready.append((n, frame, cut))
         self._count += len(frames)
 

@@ -48,8 +48,8 @@ class Frame:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The source picture travels too: a restored snapshot must encode as the original would.
-        state = None if self.source is None else _picture_state(self.source)
-        return _rebuild, (self.index, self.pts, self.time_base, self.pixels, state)
+        state = None if self.source is None else picture_state(self.source)
+        return rebuild_frame, (self.index, self.pts, self.time_base, self.pixels, state)
 
     def __repr__(self) -> str:
         w, h = self.size
@@ -87,15 +87,17 @@ def _check(p: np.ndarray) -> None:
         raise ValueError(f"Frame pixels must be HxWx3 uint8 or uint16, got {p.shape} {p.dtype}")
 
 
-def _picture_state(picture: Any) -> tuple[str, int, int, list[np.ndarray]]:
-    """A decoded picture's format, size and plane rows (with their padding), for pickling."""
+def picture_state(picture: Any) -> tuple[str, int, int, list[np.ndarray]]:
+    """A decoded picture's format, size and plane rows (with their padding), for snapshots and
+    pickling."""
     planes = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size).copy()
               for p in picture.planes]
     return picture.format.name, picture.width, picture.height, planes
 
 
-def _rebuild(index: int, pts: int, time_base: Fraction, pixels: np.ndarray,
-             state: tuple[str, int, int, list[np.ndarray]] | None) -> Frame:
+def rebuild_frame(index: int, pts: int, time_base: Fraction, pixels: np.ndarray,
+                  state: tuple[str, int, int, list[np.ndarray]] | None) -> Frame:
+    """The frame :func:`picture_state` (and the pixels) describe."""
     if state is None:
         return Frame(index, pts, time_base, pixels)
     import av

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
+import hashlib
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Callable, Iterable
+import socket
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import OutputError
 
@@ -59,6 +64,75 @@ def check_side_outputs(src: str | os.PathLike[str], main: tuple[str, Path] | Non
         named[what] = Path(side)
 
 
+def reserve_temp(dst: Path, suffix: str = "") -> tuple[Path, int]:
+    """Create a new, empty, hidden temporary beside ``dst``: (its path, a descriptor to write).
+
+    The name is random and the file is created exclusively (``O_EXCL``, which also refuses a
+    symlink planted under the name), so nobody sharing the folder can make the writer follow a
+    link elsewhere. Mode 0666 less the umask, as a plain ``open()`` gives (``mkstemp`` would
+    make 0600, unreadable by the others sharing a cache or a batch folder).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(6)}{suffix}")
+        with contextlib.suppress(FileExistsError):
+            return tmp, os.open(tmp, flags, 0o666)
+    raise FileExistsError(f"no free temporary name beside {dst}")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to an exclusive temporary beside ``path``, flush it to disk, and rename
+    it into place (readers see the old file or the new one, never a part)."""
+    tmp: Path | None = None
+    try:
+        tmp, fd = reserve_temp(path, ".partial")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """:func:`write_bytes_atomic` for UTF-8 text."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+_OWNER = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+"""This machine, in the temporary names (a shared folder may be written from several)."""
+_PARTIAL = re.compile(r"\.partial-([0-9a-f]{6})-(\d+)-[0-9a-f]{8}")
+
+
+def remove_stale_partials(dst: Path) -> None:
+    """Remove the temporaries of ``dst`` that a killed process of this machine left behind
+    (those of live processes, and of other machines, are left alone)."""
+    with contextlib.suppress(OSError):
+        for p in dst.parent.glob(f".{glob.escape(dst.stem)}.partial-*"):
+            m = _PARTIAL.match(p.name[len(dst.stem) + 1:])
+            if m is None or m.group(1) != _OWNER or _alive(int(m.group(2))):
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 class AtomicOutput:
     """A temporary file or folder beside ``dst`` that becomes ``dst`` only on :meth:`commit`.
 
@@ -70,7 +144,9 @@ class AtomicOutput:
         self.dst = dst
         self.overwrite = overwrite
         self.folder = folder
-        name = f".{dst.stem}.partial-{secrets.token_hex(4)}{'' if folder else dst.suffix}"
+        remove_stale_partials(dst)
+        name = (f".{dst.stem}.partial-{_OWNER}-{os.getpid()}-{secrets.token_hex(4)}"
+                f"{'' if folder else dst.suffix}")
         self.tmp = dst.parent / name
         try:
             if folder:
@@ -89,7 +165,7 @@ class AtomicOutput:
         """
         try:
             if self.folder and self.dst.is_dir():
-                for item in sorted(self.tmp.iterdir()):
+                for item in sorted(self.tmp.iterdir(), reverse=True):
                     os.replace(item, self.dst / item.name)
                 os.rmdir(self.tmp)
                 return
@@ -113,7 +189,15 @@ class AtomicOutput:
                 os.unlink(self.tmp)
 
 
-def discard_on_error(staged: list[AtomicOutput]) -> Callable[..., bool]:
+class Staged(Protocol):
+    """An output that appears at its destination on ``commit()``, or never (``discard()``)."""
+
+    def commit(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+def discard_on_error(staged: Sequence[Staged]) -> Callable[..., bool]:
     """An exit callback (for :meth:`contextlib.ExitStack.push`) that discards the outputs in
     ``staged`` (as it is when the block ends) if the block fails. Pushed first, it also covers
     failures of the outputs committed by the stack's later callbacks."""

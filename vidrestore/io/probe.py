@@ -7,6 +7,7 @@ writer tags its output.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -103,13 +104,35 @@ def open_input(path: Path) -> Any:
     try:
         return av.open(str(path), mode="r")
     except av.FFmpegError as exc:
-        raise SourceError(f"{path}: not a readable video ({_reason(exc)})") from exc
+        # FFmpeg's demuxers answer EBUSY to a header whose picture size they refuse
+        why = ("its header gives a picture size that cannot be decoded"
+               if exc.errno == errno.EBUSY else _reason(exc))
+        raise SourceError(f"{path}: not a readable video ({why})") from exc
+
+
+MAX_PIXELS = 8192 * 8192
+"""Largest picture accepted (8K scans fit; a decompression bomb does not get decoded)."""
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "tiff_pipe", "webp_pipe", "bmp_pipe",
+                  "dpx_pipe", "exr_pipe", "j2k_pipe", "qoi_pipe", "ppm_pipe", "gif")
+
+
+def check_size(path: Path, width: int, height: int) -> None:
+    """Refuse pictures too large to restore (before any is decoded, where the header says)."""
+    if width * height > MAX_PIXELS:
+        raise SourceError(f"{path}: {width}x{height} pictures are larger than vidrestore "
+                          f"handles ({MAX_PIXELS} pixels, e.g. 8192x8192, at most)")
 
 
 def video_stream(container: Any, path: Path) -> Any:
-    """The first video stream that is not a cover picture."""
+    """The first video stream that is not a cover picture (its size checked)."""
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
+            ctx = stream.codec_context
+            check_size(path, ctx.width or 0, ctx.height or 0)
+            if container.format.name in _IMAGE_FORMATS and path.suffix.lower() in (
+                    ".mp4", ".mov", ".mkv", ".m4v", ".avi", ".webm", ".mxf", ".ts", ".mts"):
+                log.warning("%s: is a single %s image, not a video; taken as a one-frame "
+                            "video", path, container.format.name.removesuffix("_pipe"))
             return stream
     kinds = ", ".join(s.type for s in container.streams) or "no streams"
     raise SourceError(f"{path}: has no video stream (found {kinds})")
@@ -128,6 +151,7 @@ def first_frame(container: Any, stream: Any, path: Path) -> Any:
 
 def info_from_stream(path: Path, container: Any, stream: Any, frame: Any) -> VideoInfo:
     """Assemble :class:`VideoInfo` from an open container, its video stream and first frame."""
+    check_size(path, frame.width, frame.height)
     ctx = stream.codec_context
     time_base = stream.time_base or Fraction(1, 90000)
     duration = _duration(container, stream, time_base)

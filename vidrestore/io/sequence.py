@@ -24,7 +24,7 @@ from ..errors import OutputError, SourceError, StreamCopyError, UsageError
 from .color import to_rgb
 from .frame import Frame
 from .paths import AtomicOutput, same_file
-from .probe import VideoInfo, bit_depth
+from .probe import VideoInfo, bit_depth, check_size
 from .streamcopy import StreamNote, Window
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,11 @@ def _decode_image(path: Path) -> tuple[Any, str]:
     """The picture of one image file and the codec it was stored with."""
     try:
         with av.open(str(path)) as container:
+            ctx = container.streams.video[0].codec_context
+            check_size(path, ctx.width or 0, ctx.height or 0)
             for frame in container.decode(video=0):
-                return frame, container.streams.video[0].codec_context.name
+                check_size(path, frame.width, frame.height)
+                return frame, ctx.name
     except (av.FFmpegError, IndexError) as exc:
         raise SourceError(f"{path}: not a readable image ({exc})") from exc
     raise SourceError(f"{path}: not a readable image")
@@ -212,12 +215,16 @@ class SequenceWriter:
             raise OutputError(f"{self.folder / name}: cannot write image ({exc})") from exc
 
     def finish(self) -> None:
-        """Move the images into place; with overwrite, drop stale images of the old sequence."""
+        """Every image is written (into the hidden folder beside the destination)."""
+
+    def commit(self) -> None:
+        """Move the images into place. Into an existing folder, the old sequence's images go
+        first and the new ones move in last-first, so an interrupted move never leaves what
+        looks like a finished sequence (its first image comes last)."""
         regex = _pattern_regex(self.pattern)
-        written = {p.name for p in self._target.tmp.iterdir()}
         if self.folder.is_dir():
             for old in self.folder.iterdir():
-                if regex.match(old.name) and old.name not in written:
+                if regex.match(old.name):
                     old.unlink()
         self._target.commit()
 

@@ -94,6 +94,9 @@ class WriteReport:
 class VideoWriter:
     """Encodes :class:`Frame` records into ``dst``, a video file or an image sequence.
 
+    The file appears at ``dst`` when the writer is closed (``commit=False``: when
+    :meth:`commit` is called after that); until then it is a hidden temporary beside it.
+
     ``source`` is the :class:`VideoInfo` of the input (or its path): size, pixel format,
     colour tags, rotation, time base and the streams to copy come from it. ``start``/``end``
     must be the values given to the reader; they re-base the output to 0 and cut the copied
@@ -108,8 +111,10 @@ class VideoWriter:
         options: WriterOptions | None = None,
         start: TimeValue | None = None,
         end: TimeValue | None = None,
+        commit: bool = True,
     ) -> None:
         self.options = options or WriterOptions()
+        self._commit = commit
         validate(self.options)
         self.info = source if isinstance(source, VideoInfo) else probe(source)
         self.dst = Path(dst)
@@ -186,11 +191,26 @@ class VideoWriter:
             last = self._last
             self._sink.put(last, last.pts - self._shift, self._last_duration(last))
             self._sink.finish()
+            if self._commit:
+                self._sink.commit()
         except BaseException:
             self.abort()
             raise
         self.report = WriteReport(self.dst, self._sink.count, self.not_carried)
         return self.report
+
+    def commit(self) -> None:
+        """Move a writer made with ``commit=False`` into place, once it is closed (a run with
+        side outputs commits them after its main output, so a failed main output leaves
+        none of them behind)."""
+        if self.report is None:
+            raise OutputError(f"{self.dst}: not finished; nothing to commit")
+        self._sink.commit()
+
+    def discard(self) -> None:
+        """:meth:`abort`, also after :meth:`close` when the writer was made with
+        ``commit=False``."""
+        self.abort()
 
     def abort(self) -> None:
         """Drop everything written so far; nothing is left at the destination."""
@@ -237,6 +257,10 @@ class _Encoder:
             raise OutputError(f"{dst}: cannot write {dst.suffix or 'suffix-less'!r} files "
                               f"({exc}); use .mp4, .mov, .mkv or an image pattern such as "
                               "frame_%06d.png") from exc
+        if (_muxer(dst) == "matroska" and info.avg_rate and info.real_rate
+                and info.avg_rate != info.real_rate and 1000 % info.time_base.denominator):
+            log.warning("%s: Matroska keeps times to the millisecond, so this variable-rate "
+                        "video's timing is rounded to 1 ms (.mov or .mp4 keep it exact)", dst)
         try:
             self._stream = self._add_video(dst, options)
             self._convert = from_rgb_args(info, self._stream.codec_context.pix_fmt)
@@ -364,6 +388,8 @@ class _Encoder:
             self._out.close()
         except av.FFmpegError as exc:
             raise OutputError(f"{self._target.dst}: finishing the file failed ({exc})") from exc
+
+    def commit(self) -> None:
         self._target.commit()
 
     def abort(self) -> None:

@@ -85,9 +85,11 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             ) from exc
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (not a torch.save "
                               "file, or a pickle the weights-only loader cannot read)") from exc
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).split(". ")[0].strip()
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first})") from exc
+    except Exception as exc:  # the weights-only unpickler on arbitrary bytes raises anything
+        first = str(exc).split(". ")[0].strip().splitlines()
+        why = first[0] if first and isinstance(exc, (RuntimeError, OSError)) else (
+            f"not a torch.save file: {type(exc).__name__} reading it")
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({why})") from exc
     return canonicalize(obj, str(path))
 
 

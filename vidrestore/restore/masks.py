@@ -109,10 +109,4 @@ def create_masker(kind: str, device: torch.device, store: WeightStore
         except (CheckpointError, WeightsError) as exc:  # an optional file: say so, go on
             log.warning("%s; using the template mask (--mask parse would stop here)", exc)
             return TemplateMasker()
-    status = store.status("parsenet")
-    if status.state == "unverified":
-        # a file without a published hash is recorded as trusted only once it has loaded
-        masker = ParseMasker(str(status.path), device)
-        store.ensure("parsenet")
-        return masker
-    return ParseMasker(str(store.ensure("parsenet")), device)
+    return store.load("parsenet", lambda path: ParseMasker(str(path), device))

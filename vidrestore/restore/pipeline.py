@@ -7,7 +7,6 @@ and the paste-back. It keeps its state between calls, so a host that receives a 
 
 from __future__ import annotations
 
-import io
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +20,8 @@ from ..errors import UsageError
 from ..faces import FaceOptions, FaceStream, FrameFaces, TrackedFace, create_detector
 from ..faces.align import similarity_transform, warp_face
 from ..io.frame import Frame
+from ..io.orientation import quarter_turns, upright, upright_view
+from . import snapshot
 from .blend import is_gray, paste_face
 from .engine import FaceEngine, FaceItem
 from .masks import create_masker
@@ -80,6 +81,23 @@ class _Pending:
     gray: bool
 
 
+def snapshot_types() -> tuple[type, ...]:
+    """The classes a restorer's snapshot may hold: those of the modules that make up its state
+    (tracking, smoothing, registration, the engine, the temporal filters, the options)."""
+    import inspect
+    import sys
+
+    from ..faces import cuts, options, records, register, smooth, stream, track
+    from . import engine, temporal, tracksettings
+    from . import options as restore_options
+
+    modules = (cuts, options, records, register, smooth, stream, track, engine, temporal,
+               tracksettings, restore_options, sys.modules[__name__])
+    return tuple(cls for m in modules for _, cls in inspect.getmembers(m, inspect.isclass)
+                 if cls.__module__ == m.__name__ and cls is not Restorer
+                 and not issubclass(cls, BaseException))
+
+
 class Restorer:
     """Restores every tracked face in a stream of frames.
 
@@ -93,6 +111,11 @@ class Restorer:
             ``only_frames`` when that is set).
         store: where model files come from (default: :meth:`WeightStore.from_env`, the store
             the environment names; hosts pass their own).
+        rotation: counter-clockwise display rotation of the frames given, in degrees
+            (:attr:`VideoInfo.rotation`). Frames are taken as upright by default; with a
+            quarter turn, faces are found, tracked, aligned and pasted in the upright picture
+            and the frames come out in the orientation they came in. ``tracks`` are in upright
+            coordinates.
 
     Example::
 
@@ -103,7 +126,8 @@ class Restorer:
 
     def __init__(self, options: RestoreOptions | None = None, faces: FaceOptions | None = None,
                  *, model: torch.nn.Module | None = None, detector: object | None = None,
-                 keep_tracks: bool = False, store: WeightStore | None = None) -> None:
+                 keep_tracks: bool = False, store: WeightStore | None = None,
+                 rotation: int = 0) -> None:
         from ..weights import WeightStore, load_codeformer
 
         self.options = options or RestoreOptions()
@@ -119,7 +143,7 @@ class Restorer:
         self.dtype = model.dtype
         det = detector if detector is not None else create_detector(
             self.face_options.detector, self.face_options, device=str(self.device), store=store)
-        self.face_stream = FaceStream(det, self.face_options)
+        self.face_stream = FaceStream(det, self.face_options, turns=quarter_turns(rotation))
         batch = self.options.batch_size or default_batch_size(self.device)
         self.engine = FaceEngine(self.model, self.options, device=self.device, dtype=self.dtype,
                                  batch_size=batch)
@@ -137,6 +161,17 @@ class Restorer:
         #: found and tracked (a preview needs the full run's tracks but few faces restored).
         self.only_frames: set[int] | None = None
         self._pending: deque[_Pending] = deque()
+
+    @property
+    def rotation(self) -> int:
+        """Display rotation the faces are restored in (degrees, counter-clockwise; 0: the
+        frames as given). Set it from the source's :attr:`VideoInfo.rotation` before its first
+        frame; a rotation that is not a quarter turn is warned about and taken as 0."""
+        return 90 * self.face_stream.turns
+
+    @rotation.setter
+    def rotation(self, degrees: int) -> None:
+        self.face_stream.turns = quarter_turns(degrees)
 
     def unseen_tracks(self) -> dict[str, list[int]]:
         """Track IDs named by ``faces`` or ``track_settings`` that have not appeared (so far),
@@ -203,7 +238,8 @@ class Restorer:
 
     # -- state snapshots -------------------------------------------------------------------------
     def get_state(self) -> bytes:
-        """Everything this restorer carries between frames, without the networks.
+        """Everything this restorer carries between frames, without the networks, as a
+        snapshot (:mod:`.snapshot`: plain data, no pickle).
 
         A restorer built with the same options that receives this state with :meth:`set_state`
         continues exactly where this one stopped (same tracks, same temporal state, the same
@@ -212,40 +248,43 @@ class Restorer:
         detector, model, hook = self.face_stream.detector, self.engine.model, self.engine.on_batch
         self.face_stream.detector, self.engine.model, self.engine.on_batch = None, None, None
         try:
-            state = {
-                "options": self.options, "face_options": self.face_options,
-                "face_stream": self.face_stream, "engine": self.engine,
-                "mask_tracks": getattr(self.masker, "_track", None),
-                "pending": self._pending, "tracks": self.tracks, "frame_pts": self.frame_pts,
-                "frames_done": self.frames_done, "frames_in": self.frames_in,
-                "track_ids": self.track_ids,
-            }
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            return buf.getvalue()
+            return snapshot.dumps(self._state(), snapshot_types())
         finally:
             self.face_stream.detector, self.engine.model = detector, model
             self.engine.on_batch = hook
 
-    def set_state(self, data: bytes) -> None:
-        """Continue from a :meth:`get_state` snapshot (made with the same options)."""
-        state = torch.load(io.BytesIO(data), map_location=self.device, weights_only=False)
+    def _state(self) -> dict[str, object]:
+        return {
+            "options": self.options, "face_options": self.face_options,
+            "face_stream": self.face_stream, "engine": self.engine,
+            "mask_tracks": getattr(self.masker, "_track", None),
+            "pending": self._pending, "tracks": self.tracks, "frame_pts": self.frame_pts,
+            "frames_done": self.frames_done, "frames_in": self.frames_in,
+            "track_ids": self.track_ids,
+        }
+
+    def set_state(self, data: bytes, *, what: str = "restore state") -> None:
+        """Continue from a :meth:`get_state` snapshot (made with the same options).
+
+        The snapshot is read as data (no code in it can run); one from another version, or
+        damaged, is a :class:`~.snapshot.SnapshotError` naming ``what``.
+        """
+        state = snapshot.loads(data, snapshot_types(), device=self.device, what=what)
+        if not isinstance(state, dict) or set(state) != set(self._state()):
+            raise snapshot.SnapshotError(f"{what}: not a restorer's state")
         if state["options"] != self.options or state["face_options"] != self.face_options:
             raise UsageError("the saved restore state was made with other options")
         state["face_stream"].detector = self.face_stream.detector
         state["engine"].model = self.engine.model
-        # counters added since older snapshots were written (they only feed progress and timing)
-        for name, value in (("submitted", 0), ("encoded", 0), ("network_seconds", 0.0),
-                            ("on_batch", None)):
-            state["engine"].__dict__.setdefault(name, value)
+        state["engine"].on_batch = None
         self.face_stream, self.engine = state["face_stream"], state["engine"]
         if state["mask_tracks"] is not None and hasattr(self.masker, "_track"):
             self.masker._track = state["mask_tracks"]
         self._pending, self.tracks = state["pending"], state["tracks"]
         self.frame_pts = state["frame_pts"]
         self.frames_done = state["frames_done"]
-        self.frames_in = state.get("frames_in", self.frames_done)
-        self.track_ids = state.get("track_ids", set())
+        self.frames_in = state["frames_in"]
+        self.track_ids = state["track_ids"]
 
     # -- internals -----------------------------------------------------------------------------
     def _blend(self, track_id: int) -> float:
@@ -262,16 +301,20 @@ class Restorer:
             self.frame_pts[frame.index] = frame.pts
         self.track_ids.update(face.track_id for face in ff.faces)
         kept = self.keep_tracks and (self.only_frames is None or frame.index in self.only_frames)
+        picture: np.ndarray | None = None
         for face in ff.faces:
             if kept:
                 self.tracks.setdefault(face.track_id, []).append(face)
             own = self.track_settings.get(face.track_id, _SAME)
             if (wanted is not None and face.track_id not in wanted) or own.skip or (
-                    self._blend(face.track_id) == 0) or (
+                    self._blend(face.track_id) * face.weight == 0) or (
                     self.only_frames is not None and frame.index not in self.only_frames):
-                continue  # left as it is (blend 0: nothing of a restored face would show)
+                continue  # left as it is (blend 0: nothing of a restored face would show;
+                # weight 0: a profile, failed landmarks, or a track that never earned it)
+            if picture is None:  # the landmarks are the upright picture's
+                picture = upright(frame.pixels, self.face_stream.turns)
             affine = similarity_transform(face.landmarks)
-            crop = warp_face(frame.pixels, affine)
+            crop = warp_face(picture, affine)
             items.append(FaceItem(frame.index, face.track_id, crop, affine, new_segment=ff.cut,
                                   fidelity=own.fidelity))
         self.engine.submit(frame.index, items)
@@ -284,11 +327,14 @@ class Restorer:
             out = src
             if p.items:
                 pixels = np.array(src.pixels, copy=True)
+                shown = upright_view(pixels, self.face_stream.turns)  # pastes write `pixels`
                 faces = [it.restored for it in p.items]
                 masks = self.masker.masks(faces, [it.track_id for it in p.items])
+                # a face's weight fades restoration out and in (profiles, failed landmarks)
+                weight = {f.track_id: f.weight for f in p.source.faces}
                 for it, face, mask in zip(p.items, faces, masks, strict=True):
-                    blend = self._blend(it.track_id)
-                    paste_face(pixels, face, mask if blend == 1 else mask * blend, it.affine,
+                    blend = self._blend(it.track_id) * weight.get(it.track_id, 1.0)
+                    paste_face(shown, face, mask if blend == 1 else mask * blend, it.affine,
                                gray=p.gray)
                     it.restored = None
                 out = src.with_pixels(pixels)

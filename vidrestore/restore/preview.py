@@ -10,14 +10,15 @@ parsing masks) the carried state starts ``WARMUP`` (``MASK_WARMUP``) frames earl
 close but not equal.
 
 Per chosen frame the source, the restored frame and both side by side are written as PNG
-(16-bit for deep sources), and ``preview.json`` gives the times and an estimate of the whole
-run on this device.
+(16-bit for deep sources; upright, as the video displays), and ``preview.json`` gives the
+times and an estimate of the whole run on this device.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -30,6 +31,7 @@ from ..errors import OutputError, UsageError
 from ..faces import FaceOptions
 from ..io import VideoReader
 from ..io.frame import Frame
+from ..io.orientation import quarter_turns, upright
 from ..io.paths import AtomicOutput, check_output, discard_on_error
 from .options import RestoreOptions
 from .pipeline import Restorer
@@ -128,6 +130,8 @@ def preview_video(
                 check_output(p, [Path(src)], overwrite=overwrite)
         if restorer is None:
             restorer = Restorer(options, faces, keep_tracks=True)
+        turns = quarter_turns(info.rotation, info.path)
+        restorer.rotation = 90 * turns
         restorer.only_frames = _needed(chosen, restorer)
         frames: list[PreviewFrame] = []
         read = 0
@@ -137,7 +141,7 @@ def preview_video(
             read = max(read, src_frame.index + 1)
             if src_frame.index in names:
                 frames.append(_write(src_frame, restored, names[src_frame.index], info, staged,
-                                     overwrite, _faces_on(restorer, src_frame.index)))
+                                     overwrite, _faces_on(restorer, src_frame.index), turns))
                 if len(frames) == len(chosen):
                     break
         read = max(read, restorer.frames_in)
@@ -164,6 +168,8 @@ def _chosen(info: object, count: int, at: Sequence[float] | None) -> list[int]:
     if at:
         if not rate:
             raise UsageError("--at: the input's frame rate is not known")
+        if not all(math.isfinite(float(t)) for t in at):
+            raise UsageError("--at: times must be finite numbers of seconds")
         picked = sorted({int(round(float(t) * float(rate))) for t in at})
         if any(i < 0 for i in picked) or (total and picked[-1] >= total):
             raise UsageError(f"--at: a time is outside the input (0-{total / float(rate):.3f} s)")
@@ -204,8 +210,9 @@ def _faces_on(restorer: Restorer, index: int) -> int:
 
 
 def _write(src: Frame, restored: Frame, paths: tuple[Path, Path, Path], info: object,
-           staged: list[AtomicOutput], overwrite: bool, faces: int) -> PreviewFrame:
-    pictures = (src.pixels, restored.pixels, np.concatenate([src.pixels, restored.pixels], 1))
+           staged: list[AtomicOutput], overwrite: bool, faces: int, turns: int) -> PreviewFrame:
+    before, after = upright(src.pixels, turns), upright(restored.pixels, turns)
+    pictures = (before, after, np.concatenate([before, after], 1))
     for path, pixels in zip(paths, pictures, strict=True):
         target = AtomicOutput(path, overwrite=overwrite)
         staged.append(target)
