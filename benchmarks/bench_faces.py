@@ -10,7 +10,7 @@ needs ``../shared`` (media and the YuNet model; ``VIDRESTORE_SHARED`` moves it).
   dithering makes raw detections noisier on purpose. Target: smoothed >= 8x steadier than raw.
   Also compares the steadiness of the alignment transform fitted by least squares (ours) and by
   ``cv2.estimateAffinePartial2D(LMEDS)`` (the published pipeline) on the same landmarks.
-* **accuracy** - synthetic clips (``vidrestore.faces.synthetic``): real faces cut from
+* **accuracy** - synthetic clips (``vidrestore.testing.scenes``): real faces cut from
   ``fr_two_people.jpg`` / ``insightface_t1.jpg`` pasted on a textured background moving along
   smooth sub-pixel paths (drift, sway, slight zoom and roll), sensor noise sigma 2. RMS error
   against the known landmarks in aligned-face pixels with each point's constant detector offset
@@ -44,11 +44,11 @@ from scipy.ndimage import gaussian_filter1d
 
 from vidrestore.faces import FaceOptions, FaceStream, FrameFaces
 from vidrestore.faces.align import TEMPLATE_512, similarity_transform, transform_points
-from vidrestore.faces.detect import YuNetDetector
+from vidrestore.faces.detectors import YuNetDetector
 from vidrestore.faces.metrics import aligned_scales, jitter, lag, path_error, path_errors
 from vidrestore.faces.register import FaceRegistrar
-from vidrestore.faces.synthetic import Actor, Motion, Scene, render, sprites_from_photo
 from vidrestore.io.frame import Frame
+from vidrestore.testing.scenes import Actor, Motion, Scene, render, sprites_from_photo
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VIDRESTORE_SHARED", REPO.parent / "shared"))

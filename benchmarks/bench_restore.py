@@ -93,14 +93,15 @@ def network_only(options, clip: Path) -> tuple[float, int]:
     from vidrestore.faces import FaceOptions, FaceStream, create_detector
     from vidrestore.faces.align import similarity_transform, warp_face
     from vidrestore.io import VideoReader
+    from vidrestore.models import load_restorer
     from vidrestore.restore.engine import FaceEngine, FaceItem
-    from vidrestore.restore.pipeline import default_batch_size, resolve_device, resolve_dtype
-    from vidrestore.weights import WeightStore, load_codeformer
+    from vidrestore.restore.pipeline import default_batch_size
+    from vidrestore.weights import WeightStore
 
     store = WeightStore.from_env()
-    device = resolve_device(options.device)
-    dtype = resolve_dtype(options.dtype, device)
-    model = load_codeformer(options.weights, store=store, device=device, dtype=dtype)
+    model = load_restorer(options.weights, device=options.device, dtype=options.dtype,
+                          store=store)
+    device = model.device
     fs = FaceStream(create_detector("yunet", FaceOptions(), store=store), FaceOptions())
     items = []
     with VideoReader(clip) as r:
@@ -109,8 +110,7 @@ def network_only(options, clip: Path) -> tuple[float, int]:
         for face in ff.faces:
             a = similarity_transform(face.landmarks)
             items.append((ff.frame.index, face.track_id, warp_face(ff.frame.pixels, a), a))
-    eng = FaceEngine(model, options, device=device, dtype=dtype,
-                     batch_size=options.batch_size or default_batch_size(device))
+    eng = FaceEngine(model, options, batch_size=options.batch_size or default_batch_size(device))
     _sync(device)
     t0 = time.perf_counter()
     for f, tid, crop, a in items:

@@ -20,8 +20,8 @@ from pathlib import Path
 _SERVER = r'''
 import json, os, sys
 import torch, av, cv2, numpy                      # noqa: F401  the expensive imports, once
-import vidrestore.cli, vidrestore.restore.api, vidrestore.tracking      # noqa: F401
-import vidrestore.batch.runner, vidrestore.faces, vidrestore.weights    # noqa: F401
+import vidrestore.cli, vidrestore.restore.api, vidrestore.faces.api      # noqa: F401
+import vidrestore.batch.driver, vidrestore.faces, vidrestore.weights    # noqa: F401
 import vidrestore.hosts.rawpipe                                         # noqa: F401
 out = os.fdopen(os.dup(1), "w")
 for line in sys.stdin:

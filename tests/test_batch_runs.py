@@ -28,8 +28,8 @@ from click.testing import CliRunner
 from synth import load_rgb, pan_frames, tiny_checkpoint, write_clip
 
 from vidrestore.batch import BatchConfig, BatchOptions, run_batch
+from vidrestore.batch.driver import dry_run
 from vidrestore.batch.jobs import DB_NAME
-from vidrestore.batch.runner import dry_run
 from vidrestore.batch.segments import SegmentWorker
 from vidrestore.cli import cli
 from vidrestore.faces.options import FaceOptions

@@ -262,7 +262,7 @@ def test_options_added_later_count_only_when_set(tmp_path: Path) -> None:
     the job options at its default, and counts as soon as it is set."""
     import json
 
-    from vidrestore.batch.runner import ADDED_OPTIONS, BatchConfig
+    from vidrestore.batch.config import ADDED_OPTIONS, BatchConfig
     from vidrestore.faces.options import FaceOptions
     from vidrestore.restore.options import RestoreOptions
 

@@ -214,8 +214,9 @@ def test_node_equals_the_restore_command(plugin: ModuleType, images: torch.Tenso
     node = np.rint(out.numpy() * 255).astype(np.uint8)
     assert np.array_equal(node, cli)  # bit-exact: 8-bit in, 8-bit out, same library
     assert not np.array_equal(node, np.rint(images.numpy() * 255).astype(np.uint8))
-    tracks = json.loads(report)
-    assert tracks  # the report of the batch is JSON in the tracks schema
+    tracks = json.loads(report)  # the report of the batch is JSON in the tracks schema
+    assert tracks["schema"] == 1 and tracks["tracks"], tracks.keys()
+    assert {t["id"] for t in tracks["tracks"]} == set(range(1, len(tracks["tracks"]) + 1))
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +273,7 @@ def test_frames_without_faces_and_float_pictures(plugin: ModuleType, model: Any)
     plain = torch.from_numpy(rng.integers(0, 256, (3, 64, 80, 3)).astype(np.float32) / 255.0)
     out, report = _restore(plugin, None, plain, model)
     assert torch.equal(out, plain)  # 8-bit pictures round-trip exactly
-    assert json.loads(report) is not None
+    assert json.loads(report)["tracks"] == []  # no face, no track
     smooth = torch.from_numpy(rng.random((2, 64, 80, 4), dtype=np.float32))  # RGBA, not 8-bit
     out, _ = _restore(plugin, None, smooth, model)
     assert torch.equal(out[..., 3], smooth[..., 3])  # alpha passed through
@@ -397,7 +398,7 @@ def test_model_folder_is_registered_and_listed(tmp_path: Path, weights: Path,
         assert choices == ["codeformer-tiny.pth", "another-net.pth",
                            "codeformer.pth (vidrestore weights cache)"]
         (loaded,) = _call(loader(), device="cpu")  # the default: no download
-        assert loaded.device == "cpu" and loaded.dtype == "float32"
+        assert loaded.device == torch.device("cpu") and loaded.dtype == torch.float32
         assert loaded.source.endswith("codeformer-tiny.pth")
         assert sum(p.numel() for p in loaded.model.parameters()) > 0
     finally:

@@ -25,8 +25,8 @@ from vidrestore.faces.report import (
     tracks_report,
 )
 from vidrestore.faces.smooth import LandmarkSmoother, SmootherTuning, compose, pose_and_shape
-from vidrestore.faces.synthetic import background
 from vidrestore.io.frame import Frame
+from vidrestore.testing.scenes import background
 
 # -- alignment --------------------------------------------------------------------------------
 
@@ -236,8 +236,8 @@ def test_real_footage_measures_on_known_signals() -> None:
 
 
 def test_report_says_how_far_the_points_stay_from_the_detections(caplog) -> None:
+    from vidrestore.faces.api import _warn_doubtful
     from vidrestore.faces.report import TrackEntry, TrackReport, dumps, face_entry
-    from vidrestore.tracking import _warn_doubtful
 
     rng = np.random.default_rng(7)
     truth = trajectory(60, "sway")

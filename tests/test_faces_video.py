@@ -1,7 +1,7 @@
 """Real YuNet on real photos and on clips made from real face crops; ``track_video`` and the CLI.
 
 Clips paste faces cut from ``shared/media`` photos onto a procedural background along known
-smooth sub-pixel paths (``vidrestore.faces.synthetic``), so the true place and identity of every
+smooth sub-pixel paths (``vidrestore.testing.scenes``), so the true place and identity of every
 face on every frame is known.
 """
 
@@ -23,7 +23,8 @@ from vidrestore.cli import cli
 from vidrestore.errors import CheckpointError, OutputError, UsageError, WeightsError
 from vidrestore.faces import FaceOptions, FaceStream, FrameFaces, create_detector
 from vidrestore.faces.align import transform_points
-from vidrestore.faces.detect import (
+from vidrestore.faces.api import track_video
+from vidrestore.faces.detectors import (
     RetinaFaceDetector,
     YuNetDetector,
     available_detectors,
@@ -32,9 +33,8 @@ from vidrestore.faces.detect import (
 )
 from vidrestore.faces.metrics import identity_score, path_error
 from vidrestore.faces.register import FaceRegistrar
-from vidrestore.faces.synthetic import Actor, Motion, Scene, Sprite, render, sprites_from_photo
 from vidrestore.io.frame import Frame
-from vidrestore.tracking import track_video
+from vidrestore.testing.scenes import Actor, Motion, Scene, Sprite, render, sprites_from_photo
 
 
 @pytest.fixture(scope="session")

@@ -71,7 +71,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def restorer_parts(weights: Path, yunet_path: Path) -> tuple[object, object]:
     """The network and detector, loaded once for the in-process references."""
     from vidrestore.faces import create_detector
-    from vidrestore.weights import load_codeformer
+    from vidrestore.models import load_codeformer
 
     return load_codeformer(weights), create_detector("yunet", FaceOptions(),
                                                      model_path=yunet_path)

@@ -10,11 +10,11 @@ import pytest
 import torch
 from synth import tiny_checkpoint
 
+from vidrestore.models import load_codeformer
 from vidrestore.restore.blend import is_gray, paste_face, template_mask
 from vidrestore.restore.engine import FaceEngine, FaceItem
 from vidrestore.restore.options import RestoreOptions
 from vidrestore.restore.temporal import RecurrentFilter, carry_probs, gaussian_weights
-from vidrestore.weights import load_codeformer
 
 CPU = torch.device("cpu")
 

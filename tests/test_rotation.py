@@ -24,12 +24,12 @@ from iomedia import ffprobe, need_ffmpeg, rotation, stream
 from synth import load_rgb, pan_frames, tiny_checkpoint
 
 from vidrestore.faces import FaceOptions, create_detector
+from vidrestore.faces.api import track_video
 from vidrestore.io import VideoReader, WriterOptions, probe
 from vidrestore.io.orientation import display_facts, quarter_turns
 from vidrestore.restore.api import restore_video
 from vidrestore.restore.options import RestoreOptions
 from vidrestore.restore.pipeline import Restorer
-from vidrestore.tracking import track_video
 
 W, H, N = 400, 240, 24
 RESTORED = 2  # frames restored: the tiny network takes one to two seconds a face on 2 cores

@@ -10,11 +10,12 @@ import pytest
 from click.testing import CliRunner
 from synth import load_rgb, pan_frames, write_clip
 
-import vidrestore.tracking
+import vidrestore.faces.api
 from vidrestore.cli import cli
 from vidrestore.errors import OutputError
 from vidrestore.faces.align import TEMPLATE_512
-from vidrestore.faces.detect import YuNetDetector
+from vidrestore.faces.api import track_video
+from vidrestore.faces.detectors import YuNetDetector
 from vidrestore.faces.records import FrameFaces, TrackedFace
 from vidrestore.faces.sheet import (
     BACKGROUND,
@@ -25,9 +26,8 @@ from vidrestore.faces.sheet import (
     frontality,
     tile_boxes,
 )
-from vidrestore.faces.synthetic import background
 from vidrestore.io.frame import Frame
-from vidrestore.tracking import track_video
+from vidrestore.testing.scenes import background
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_sheet_of_a_real_clip_shows_a_detected_frame(media_dir, tmp_path, yunet,
             super().__init__()
             made.append(self)
 
-    monkeypatch.setattr(vidrestore.tracking, "SheetCollector", Spy)
+    monkeypatch.setattr(vidrestore.faces.api, "SheetCollector", Spy)
     sheet = tmp_path / "s.png"
     result = track_video(media_dir / "vr_face_4.mp4", None, None, start=0, end=1.0,
                          progress=False, detector=yunet, sheet=sheet)
@@ -180,7 +180,7 @@ def test_a_failed_sheet_leaves_no_output_anywhere(empty_clip, tmp_path, yunet,
     def fail(*_: object, **__: object) -> None:
         raise OutputError("no sheet today")
 
-    monkeypatch.setattr(vidrestore.tracking, "render_sheet", fail)
+    monkeypatch.setattr(vidrestore.faces.api, "render_sheet", fail)
     with pytest.raises(OutputError, match="no sheet today"):
         track_video(empty_clip, tmp_path / "p.mp4", tmp_path / "t.json", progress=False,
                     detector=yunet, sheet=tmp_path / "s.png")

@@ -13,13 +13,15 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "restore_video": "vidrestore.restore.api",
-    "Restorer": "vidrestore.restore.api",
+    "Restorer": "vidrestore.restore",
     "RestoreOptions": "vidrestore.restore.options",
-    "track_video": "vidrestore.tracking",
+    "track_video": "vidrestore.faces.api",
     "preview_video": "vidrestore.restore.preview",
     "VideoReader": "vidrestore.io",
     "VideoWriter": "vidrestore.io",
-    "load_codeformer": "vidrestore.weights",
+    "load_restorer": "vidrestore.models",
+    "RestorerDescriptor": "vidrestore.models",
+    "load_codeformer": "vidrestore.models",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -4,7 +4,8 @@ the face tracks.
 The nodes only convert ``IMAGE`` tensors to and from frames and call the library
 (:class:`vidrestore.restore.pipeline.Restorer`, the face stream and its report and drawing
 helpers); their inputs are generated from the library's option dataclasses. Custom link types:
-``VIDRESTORE_MODEL`` (a loaded network with its device and precision) and
+``VIDRESTORE_MODEL`` (a :class:`~vidrestore.models.RestorerDescriptor`: the loaded network with
+its device, precision, licence and source) and
 ``VIDRESTORE_FACE_OPTIONS`` (detection and tracking settings).
 
 Long videos in chunks: see :mod:`.session` and the README. Connect the video helpers' Meta Batch
@@ -17,8 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from . import host
 from .convert import ImageCollector, check_images, choose_depth, frames_from_images
 from .inputs import field_input, fields_inputs, in_node_words, node_text, options_from
 from .session import ChunkPlan, SessionSlot, plan_chunk
+
+if TYPE_CHECKING:
+    from vidrestore.models import RestorerDescriptor
 
 log = logging.getLogger("vidrestore.comfyui")
 
@@ -48,31 +51,17 @@ FACE_MAIN = ("min_face", "detector")
 
 
 # -- models ---------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class LoadedModel:
-    """What travels on a ``VIDRESTORE_MODEL`` link: a loaded network and where it runs."""
-
-    model: torch.nn.Module
-    source: str
-    device: str
-    dtype: str
-
-
-def load_model(path: str | None, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+def load_model(path: str | None, device: str = "auto", dtype: str = "auto"
+               ) -> RestorerDescriptor:
     """Load CodeFormer from ``path`` (any compatible checkpoint), or the verified file of the
     vidrestore weights cache when ``path`` is None. ``device="auto"`` takes ComfyUI's device
     when running inside ComfyUI."""
-    from vidrestore.restore.pipeline import resolve_device, resolve_dtype
-    from vidrestore.weights import load_codeformer
+    from vidrestore.models import load_restorer
 
     if device == "auto":
         device = host.torch_device() or "auto"
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
-    model = load_codeformer(path, store=None if path else host.weight_store(), device=dev,
-                            dtype=dt)
-    return LoadedModel(getattr(model, "model", model), path or "codeformer (weights cache)",
-                       str(dev), str(dt).replace("torch.", ""))
+    return load_restorer(path, device=device, dtype=dtype,
+                         store=None if path else host.weight_store())
 
 
 class LoadCodeFormer:
@@ -103,7 +92,7 @@ class LoadCodeFormer:
 
     @in_node_words
     def load(self, model_name: str, device: str = "auto", dtype: str = "auto"
-             ) -> tuple[LoadedModel]:
+             ) -> tuple[RestorerDescriptor]:
         path = None
         if model_name != CACHE_ENTRY:
             path = host.model_path(model_name)
@@ -217,21 +206,22 @@ class RestoreFacesVideo:
     DESCRIPTION = node_text(" ".join((__doc__ or "").split()))
 
     @in_node_words
-    def restore(self, images: torch.Tensor, model: LoadedModel,
+    def restore(self, images: torch.Tensor, model: RestorerDescriptor,
                 face_options: FaceOptions | None = None, session: str = "",
                 total_frames: int = 0, meta_batch: Any = None,
                 prompt: Mapping[str, Any] | None = None, **values: Any
                 ) -> tuple[torch.Tensor, str]:
+        from vidrestore.models.placement import dtype_name
         from vidrestore.restore.pipeline import Restorer
 
         check_images(images)
         plan = plan_chunk(session, total_frames, meta_batch, prompt)
-        base = RestoreOptions(device=model.device, dtype=model.dtype)
+        base = RestoreOptions(device=str(model.device), dtype=dtype_name(model.dtype))
         options = options_from(RestoreOptions, values, base)
         faces = _face_options(values, face_options, causal=plan.key is not None)
 
         def start() -> tuple[Restorer, np.dtype]:
-            restorer = Restorer(options, faces, model=model.model, keep_tracks=True,
+            restorer = Restorer(options, faces, model=model, keep_tracks=True,
                                 store=host.weight_store())
             return restorer, choose_depth(images)
 

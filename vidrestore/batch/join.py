@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..io import VideoWriter
+from ..io.codecs import muxer_for
 from ..io.frame import Frame
 from ..io.paths import AtomicOutput
 from ..io.probe import VideoInfo
@@ -40,7 +41,6 @@ from .segments import SEQUENCE_PATTERN, JobSpec, Plan, manifest_of
 
 log = logging.getLogger(__name__)
 
-_MUXERS = {".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska"}
 
 
 @dataclass(frozen=True)
@@ -96,10 +96,6 @@ def join_segments(spec: JobSpec, plan: Plan, segments: list[SegmentRecord]) -> J
     return Joined(dst, frames, listing, faces)
 
 
-def _muxer(dst: Path) -> str | None:
-    return _MUXERS.get(dst.suffix.lower())
-
-
 def remux(parts: list[Path], source: VideoInfo, dst: Path, *, strict: bool) -> int:
     """Concatenate the video packets of ``parts`` into ``dst`` and copy ``source``'s other
     streams beside them; returns the number of video packets."""
@@ -107,7 +103,7 @@ def remux(parts: list[Path], source: VideoInfo, dst: Path, *, strict: bool) -> i
     copier: StreamCopier | None = None
     out = None
     try:
-        out = av.open(str(target.tmp), mode="w", format=_muxer(dst))
+        out = av.open(str(target.tmp), mode="w", format=muxer_for(dst))
         with av.open(str(parts[0])) as first:
             template = first.streams.video[0]
             vout = out.add_stream_from_template(template)

@@ -24,19 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError, VidrestoreError
+from .config import BatchConfig
+from .driver import BatchResult, begin
+from .job import Events, JobRun, SourceHasher, finalize
 from .jobs import Job, JobDB, SegmentRecord
-from .runner import (
-    BatchConfig,
-    BatchResult,
-    Events,
-    JobRun,
-    SourceHasher,
-    finalize,
-    open_batch,
-    prepare,
-)
 from .segments import JobSpec, Plan, SegmentWorker
-from .sources import expand_sources
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +99,7 @@ def run_batch_ray(sources: Sequence[str | os.PathLike[str]], config: BatchConfig
                   address: str | None = None, workers: int | None = None,
                   cpus_per_worker: float = 1.0, gpus_per_worker: float | None = None,
                   events: Events | None = None) -> BatchResult:
-    """Like :func:`~vidrestore.batch.runner.run_batch`, with jobs spread over Ray workers."""
+    """Like :func:`~vidrestore.batch.driver.run_batch`, with jobs spread over Ray workers."""
     ray = init_ray(address)
     say = events or (lambda msg: log.info("%s", msg))
     if gpus_per_worker is None:
@@ -118,13 +110,7 @@ def run_batch_ray(sources: Sequence[str | os.PathLike[str]], config: BatchConfig
     actor_cls = ray.remote(RestoreWorker).options(
         num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=-1,
         max_task_retries=0, runtime_env={"env_vars": env} if env else None)
-    found = expand_sources(sources, skip=config.out_dir)
-    with open_batch(config.out_dir) as (db, undo):
-        try:
-            queue, ids = prepare(found, config, db, say)
-        except BaseException:
-            undo()
-            raise
+    with begin(sources, config, say) as (db, queue, ids):
         if not queue:
             return BatchResult([db.job(i) for i in ids], 0)
         count = iter(range(1 << 30))

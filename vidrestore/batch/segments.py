@@ -58,6 +58,7 @@ from .jobs import SegmentRecord
 from .options import CODEC_TABLE, INTRA_CODECS, BatchOptions
 
 if TYPE_CHECKING:
+    from ..models import CodeFormer, RestorerDescriptor
     from ..weights import WeightStore
 
 log = logging.getLogger(__name__)
@@ -240,18 +241,19 @@ class SegmentWorker:
     """
 
     def __init__(self, restore: RestoreOptions, faces: FaceOptions, *, name: str = "local",
-                 model: Any = None, detector: Any = None,
+                 model: RestorerDescriptor | CodeFormer | None = None, detector: Any = None,
                  store: WeightStore | None = None) -> None:
         from ..faces import create_detector
-        from ..restore.pipeline import resolve_device, resolve_dtype
-        from ..weights import WeightStore, load_codeformer
+        from ..models import load_restorer, resolve_device
+        from ..restore.engine import as_descriptor
+        from ..weights import WeightStore
 
         self.name = name
         self.store = store if store is not None else WeightStore.from_env()
         device = resolve_device(restore.device)
-        dtype = resolve_dtype(restore.dtype, device)
-        self.model = model if model is not None else load_codeformer(
-            restore.weights, store=self.store, device=device, dtype=dtype)
+        #: The network every job's restorer shares.
+        self.model = as_descriptor(model) if model is not None else load_restorer(
+            restore.weights, device=device, dtype=restore.dtype, store=self.store)
         self.detector = detector if detector is not None else create_detector(
             faces.detector, faces, device=str(device), store=self.store)
 

@@ -82,9 +82,11 @@ def run(ctx: click.Context, sources: tuple[str, ...], out_dir: Path, verify_inpu
     finished outputs, resumes unfinished ones at their last finished segment, retries failures
     and redoes inputs that changed. The exit status is 1 if any job failed.
     """
+    from ..batch.config import BatchConfig
+    from ..batch.decide import describe
+    from ..batch.driver import dry_run as plan_only
+    from ..batch.driver import run_batch
     from ..batch.options import BatchOptions
-    from ..batch.runner import BatchConfig, describe, run_batch
-    from ..batch.runner import dry_run as plan_only
 
     # --codec is the batch's own choice (BatchOptions), not the writer's codec of that name
     writer_values = {k: v for k, v in values.items() if k not in _WRITER_EXCLUDE}
@@ -125,8 +127,8 @@ def run(ctx: click.Context, sources: tuple[str, ...], out_dir: Path, verify_inpu
 @click.option("--json", "as_json", is_flag=True, help="Print every job as JSON.")
 def status(out_dir: Path, as_json: bool) -> None:
     """Show the jobs of the batch folder OUT_DIR (status, tries, frames, errors)."""
+    from ..batch.driver import status as read_status
     from ..batch.report import status_dict, status_table
-    from ..batch.runner import status as read_status
 
     jobs, segments = read_status(out_dir)
     if as_json:

@@ -41,7 +41,7 @@ def track(input: Path, preview: Path | None, report: Path | None, sheet: Path | 
 
     The track IDs are the ones `vidrestore restore --faces` selects.
     """
-    from ..tracking import track_video
+    from ..faces.api import track_video
 
     if preview is None and report is None and sheet is None:
         raise click.UsageError("nothing to write: give -o PREVIEW.mp4, --report FILE and/or "

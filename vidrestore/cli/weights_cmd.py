@@ -101,6 +101,6 @@ def _loads_as(name: str, path: Path) -> None:
 
         ParseMasker(str(path), torch.device("cpu"))
     elif name in ("yunet", "retinaface_resnet50"):
-        from ..faces.detect import create_detector
+        from ..faces import create_detector
 
         create_detector("yunet" if name == "yunet" else "retinaface", model_path=path)

@@ -5,7 +5,7 @@
 """
 
 from .align import FACE_SIZE, TEMPLATE_512, invert_affine, similarity_transform, warp_face
-from .detect import FaceDetector, available_detectors, create_detector
+from .detectors import FaceDetector, available_detectors, create_detector
 from .options import FaceOptions
 from .records import Detection, FrameFaces, TrackedFace
 from .smooth import LandmarkSmoother, SmootherTuning

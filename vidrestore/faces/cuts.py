@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .detect import to_uint8
+from .detectors import to_uint8
 
 THUMB_WIDTH = 64
 _HS_BINS = (16, 8)

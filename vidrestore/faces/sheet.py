@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import OutputError
 from ..io.paths import AtomicOutput, check_output
 from .align import affine_scale, similarity_transform, warp_face
-from .detect import to_uint8
+from .detectors import to_uint8
 from .draw import track_colour
 from .records import FrameFaces, TrackedFace
 from .report import TrackEntry, TrackReport

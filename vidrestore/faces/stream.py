@@ -27,7 +27,7 @@ import numpy as np
 from ..io.frame import Frame
 from ..io.orientation import upright
 from .cuts import CutDetector
-from .detect import (
+from .detectors import (
     MIN_DETECT_PX,
     FaceDetector,
     detect_regions,

@@ -25,6 +25,18 @@ from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, StreamCopyError, UsageError
 from ..options import opt, validate
+from .codecs import (
+    ALSO_HOLDS,
+    CODEC_IDS,
+    CODECS,
+    ENCODERS,
+    PRESETS,
+    PRORES_PROFILES,
+    check_pix_fmt,
+    containers_for,
+    muxer_for,
+    pick_pix_fmt,
+)
 from .color import (
     COLOR_MATRICES,
     COLOR_PRIMARIES,
@@ -38,21 +50,13 @@ from .color import (
 )
 from .frame import Frame
 from .paths import AtomicOutput, check_output
-from .probe import VideoInfo, bit_depth, probe
+from .probe import VideoInfo, probe
 from .sequence import SequenceWriter, is_sequence
 from .streamcopy import StreamCopier, StreamNote, Window
 from .timecode import TimeValue, parse_time
 
 log = logging.getLogger(__name__)
 
-CODECS = ("auto", "h264", "h265", "ffv1", "prores")
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-           "veryslow", "placebo")
-PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "4444xq": 5}
-_ENCODERS = {"h264": "libx264", "h265": "libx265", "ffv1": "ffv1", "prores": "prores_ks"}
-_CODEC_IDS = {"h264": "h264", "h265": "hevc", "ffv1": "ffv1", "prores": "prores"}
-# Muxers that take codecs FFmpeg's codec query does not list (MPEG-TS maps them itself).
-_ALSO_HOLDS = {"mpegts": frozenset({"h264", "hevc"})}
 
 
 @dataclass
@@ -251,13 +255,13 @@ class _Encoder:
         self._copier: StreamCopier | None = None
         self._target = AtomicOutput(dst, overwrite=options.overwrite)
         try:
-            self._out = av.open(str(self._target.tmp), mode="w", format=_muxer(dst))
+            self._out = av.open(str(self._target.tmp), mode="w", format=muxer_for(dst))
         except (av.FFmpegError, ValueError) as exc:
             self._target.discard()
             raise OutputError(f"{dst}: cannot write {dst.suffix or 'suffix-less'!r} files "
                               f"({exc}); use .mp4, .mov, .mkv or an image pattern such as "
                               "frame_%06d.png") from exc
-        if (_muxer(dst) == "matroska" and info.avg_rate and info.real_rate
+        if (muxer_for(dst) == "matroska" and info.avg_rate and info.real_rate
                 and info.avg_rate != info.real_rate and 1000 % info.time_base.denominator):
             log.warning("%s: Matroska keeps times to the millisecond, so this variable-rate "
                         "video's timing is rounded to 1 ms (.mov or .mp4 keep it exact)", dst)
@@ -287,15 +291,15 @@ class _Encoder:
     def _add_video(self, dst: Path, options: WriterOptions) -> Any:
         info = self.info
         codec = _codec(options)
-        encoder = _ENCODERS[codec]
+        encoder = ENCODERS[codec]
         if self._out.format.name == "image2":
             raise UsageError(f"{dst}: one image cannot hold a video; for an image sequence give "
                              f"a numbered pattern such as {dst.stem}_%06d{dst.suffix}, or a "
                              "folder")
-        held = self._out.supported_codecs | _ALSO_HOLDS.get(self._out.format.name, frozenset())
-        if _CODEC_IDS[codec] not in held:
+        held = self._out.supported_codecs | ALSO_HOLDS.get(self._out.format.name, frozenset())
+        if CODEC_IDS[codec] not in held:
             raise UsageError(f"{dst}: {self._out.format.name} cannot hold {codec} video; "
-                             f"use {_containers_for(codec)}")
+                             f"use {containers_for(codec)}")
         rate = info.avg_rate or info.real_rate or Fraction(25)
         stream = self._out.add_stream(encoder, rate=rate, options=_encoder_options(codec, options))
         ctx = stream.codec_context
@@ -303,7 +307,7 @@ class _Encoder:
         ctx.time_base = info.time_base
         ctx.width, ctx.height = info.width, info.height
         ctx.pix_fmt = encoder_pix_fmt(info, options)
-        _check_pix_fmt(encoder, ctx.pix_fmt, dst)
+        check_pix_fmt(encoder, ctx.pix_fmt, dst)
         ctx.thread_count = options.encoder_threads
         if info.sample_aspect_ratio:
             ctx.sample_aspect_ratio = info.sample_aspect_ratio
@@ -400,12 +404,6 @@ class _Encoder:
         self._target.discard()
 
 
-def _muxer(dst: Path) -> str | None:
-    """The muxer for a file name (mov and mp4 are told apart by the suffix)."""
-    suffix = dst.suffix.lower()
-    return {".mov": "mov", ".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska"}.get(suffix)
-
-
 def _movie_timescale(out: Any) -> dict[str, str]:
     """MP4/MOV edit lists count in the movie time scale, 1/1000 s unless told otherwise; a scale
     that divides evenly into every stream's keeps B-frame delays, AAC priming and padding, and
@@ -419,10 +417,6 @@ def _movie_timescale(out: Any) -> dict[str, str]:
     if scale <= 1000 or scale >= 2**31:
         return {}
     return {"movie_timescale": str(scale)}
-
-
-def _containers_for(codec: str) -> str:
-    return {"ffv1": ".mkv", "prores": ".mov or .mkv"}.get(codec, ".mp4, .mov, .mkv or .ts")
 
 
 def _encoder_options(codec: str, options: WriterOptions) -> dict[str, str]:
@@ -444,53 +438,7 @@ def _codec(options: WriterOptions) -> str:
 def encoder_pix_fmt(info: VideoInfo, options: WriterOptions) -> str:
     """The pixel format a :class:`VideoWriter` with ``options`` encodes ``info``'s video in."""
     codec = _codec(options)
-    return options.pix_fmt or _pick_pix_fmt(_ENCODERS[codec], info, codec, options)
-
-
-def _pick_pix_fmt(encoder: str, info: VideoInfo, codec: str, options: WriterOptions) -> str:
-    """The encoder format closest to the source: same chroma, never fewer bits if avoidable.
-
-    H.264/H.265 cannot subsample an odd dimension, so odd sizes get 4:4:4 instead of a crop.
-    FFV1 stores RGB sources (image sequences) as planar RGB, which keeps them bit-exact.
-    """
-    if codec == "prores":
-        return "yuv444p10le" if options.prores_profile.startswith("4444") else "yuv422p10le"
-    supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats]
-    plain = info.pix_fmt.replace("yuvj", "yuv")
-    fmt = av.VideoFormat(plain)
-    depth = bit_depth(plain)
-    if codec == "ffv1" and fmt.is_rgb:
-        planar = "gbrp" if depth <= 8 else f"gbrp{min(16, max(10, depth))}le"
-        if planar in supported:
-            return planar
-    if fmt.is_rgb or len(fmt.components) < 3:
-        chroma = "444" if fmt.is_rgb else "420"
-    else:
-        cw, ch = fmt.chroma_width(64), fmt.chroma_height(64)
-        chroma = "444" if cw == 64 else ("422" if ch == 64 else "420")
-    odd = info.width % 2 or info.height % 2
-    if odd and codec in ("h264", "h265") and chroma != "444":
-        log.warning("%dx%d has an odd side; %s stores it as 4:4:4", info.width, info.height, codec)
-        chroma = "444"
-    elif plain in supported:
-        return plain
-    depths = sorted({depth, 8, 10, 12, 16}, key=lambda d: (d < depth, abs(d - depth)))
-    for d in depths:
-        for c in dict.fromkeys((chroma, "444", "422", "420")):
-            name = f"yuv{c}p" + ("" if d == 8 else f"{d}le")
-            if name in supported:
-                if d < depth:
-                    log.warning("%s keeps at most %d bits; the %d-bit source is reduced",
-                                encoder, d, depth)
-                return name
-    return supported[0]
-
-
-def _check_pix_fmt(encoder: str, pix_fmt: str | None, dst: Path) -> None:
-    supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats]
-    if pix_fmt not in supported:
-        raise UsageError(f"{dst}: {encoder} cannot encode pixel format {pix_fmt}; "
-                         f"allowed: {', '.join(supported)}")
+    return options.pix_fmt or pick_pix_fmt(ENCODERS[codec], info, codec, options.prores_profile)
 
 
 def _interlaced(info: VideoInfo) -> bool:

@@ -1,4 +1,6 @@
-"""The CodeFormer network, its precision policy, checkpoint loading and synthetic weights."""
+"""The CodeFormer network, its precision and placement policy, checkpoint loading (one typed
+loader, :func:`load_restorer`, handing out a :class:`RestorerDescriptor`) and synthetic
+weights."""
 
 from .codeformer import (
     FIDELITY_RANGE,
@@ -12,13 +14,15 @@ from .codeformer import (
     create_codeformer,
     variant_name,
 )
+from .descriptor import RestorerDescriptor
 from .loader import (
-    RestorerDescriptor,
+    load_codeformer,
     load_codeformer_checkpoint,
     load_restorer,
     save_codeformer_checkpoint,
 )
-from .precision import parse_dtype, preferred_dtype, supported_dtypes
+from .placement import auto_dtype, resolve_device, resolve_dtype
+from .precision import parse_dtype, supported_dtypes
 from .synthetic import synthetic_codeformer, synthetic_state_dict
 
 __all__ = [
@@ -29,13 +33,16 @@ __all__ = [
     "CodeFormerConfig",
     "Encoded",
     "RestorerDescriptor",
+    "auto_dtype",
     "codeformer",
     "codeformer_tiny",
     "create_codeformer",
+    "load_codeformer",
     "load_codeformer_checkpoint",
     "load_restorer",
     "parse_dtype",
-    "preferred_dtype",
+    "resolve_device",
+    "resolve_dtype",
     "save_codeformer_checkpoint",
     "supported_dtypes",
     "synthetic_codeformer",

@@ -1,9 +1,11 @@
-"""Read a CodeFormer checkpoint into a ready-to-run network.
+"""Read a CodeFormer checkpoint into a ready-to-run network: :func:`load_restorer`.
 
-Steps, each in one place: read the file safely (``torch.load(weights_only=True)`` or
-safetensors), unwrap it to a bare state dict (:func:`canonicalize`), read the hyperparameters
-from tensor shapes (:func:`infer_config`), check every name and shape with a grouped message
-(:func:`check_state_dict`), then load strictly.
+The weights store only finds and verifies files; this side asks it for a path. Steps, each in
+one place: read the file safely (``torch.load(weights_only=True)`` or safetensors), unwrap it
+to a bare state dict (:func:`canonicalize`), read the hyperparameters from tensor shapes
+(:func:`infer_config`), check every name and shape with a grouped message
+(:func:`check_state_dict`), load strictly, then place the network (:mod:`.placement`) and
+describe it (:class:`RestorerDescriptor`).
 """
 
 from __future__ import annotations
@@ -12,22 +14,22 @@ import importlib.util
 import pickle
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from ..errors import CheckpointError, UsageError, WeightsError
-from . import precision
-from .codeformer import (
-    FIDELITY_RANGE,
-    INPUT_SIZE,
-    CodeFormer,
-    CodeFormerConfig,
-    variant_name,
-)
+from . import placement, precision
+from .codeformer import INPUT_SIZE, CodeFormer, CodeFormerConfig, variant_name
+from .descriptor import RestorerDescriptor
+
+if TYPE_CHECKING:
+    from ..weights import WeightStore
+
+#: The manifest entry of the published CodeFormer weights.
+PUBLISHED = "codeformer"
 
 #: Wrapper keys under which training code stores the weights, in order of preference
 #: (``params_ema`` holds the averaged weights the published inference uses).
@@ -35,25 +37,6 @@ WRAPPER_KEYS = ("params_ema", "params", "state_dict")
 TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
 _SHOWN = 3  # names listed per group in error messages
-
-
-@dataclass(frozen=True)
-class RestorerDescriptor:
-    """A loaded network plus the facts a caller needs to feed it."""
-
-    model: CodeFormer
-    config: CodeFormerConfig
-    #: Name of the matching variant (``codeformer``, ``codeformer_tiny``) or None.
-    variant: str | None
-    path: Path | None
-    dtype: torch.dtype
-    device: torch.device
-    supported_dtypes: tuple[torch.dtype, ...]
-    #: Faces go in as RGB ``[B, 3, size, size]`` with values in ``input_range``.
-    input_size: int = INPUT_SIZE
-    input_channels: int = 3
-    input_range: tuple[float, float] = (-1.0, 1.0)
-    fidelity_range: tuple[float, float] = FIDELITY_RANGE
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -208,6 +191,53 @@ def build_from_state_dict(
     return model.eval().requires_grad_(False)
 
 
+def load_restorer(
+    weights: str | Path | None = None,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+    store: WeightStore | None = None,
+    channels_last: bool | None = None,
+    heads: int = 8,
+) -> RestorerDescriptor:
+    """Load CodeFormer ready for inference: the one way from a checkpoint to a device.
+
+    Args:
+        weights: any CodeFormer-compatible checkpoint (published, tiny, another width); None
+            takes the verified published file from ``store``.
+        device: ``auto`` (CUDA, MPS, CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        dtype: ``auto`` (the policy of :mod:`.placement`) or a dtype name or torch dtype.
+        store: where the published file comes from when ``weights`` is None.
+        channels_last: as in :func:`precision.convert` (default: NHWC for half precision).
+        heads: attention heads (not readable from tensor shapes; 8 in every known file).
+
+    Returns the network in eval mode with gradients off, wrapped in a
+    :class:`RestorerDescriptor` with its input contract, licence and source. Raises
+    :class:`UsageError` for neither ``weights`` nor ``store`` or an unusable device,
+    :class:`WeightsError` for a missing file and :class:`CheckpointError` (one line) for
+    content that does not fit.
+    """
+    dev = placement.resolve_device(device)
+    dt = placement.resolve_dtype(dtype, dev)
+    license, source = None, ""
+    if weights is not None:
+        path = Path(weights)
+        source = str(path)
+    elif store is not None:
+        path = store.ensure(PUBLISHED)
+        spec = store.spec(PUBLISHED)
+        license, source = spec.license, spec.origin
+    else:
+        raise UsageError("load_restorer: give a checkpoint path or a WeightStore")
+    model = build_from_state_dict(read_state_dict(path), source=str(path), heads=heads)
+    precision.convert(model.to(dev), dt, channels_last=channels_last)
+    return RestorerDescriptor(
+        model=model, config=model.config, variant=variant_name(model.config), path=path,
+        dtype=dt, device=model.device, supported_dtypes=precision.supported_dtypes(dev),
+        license=license, source=source,
+    )
+
+
 def load_codeformer_checkpoint(
     path: str | Path,
     *,
@@ -216,36 +246,23 @@ def load_codeformer_checkpoint(
     channels_last: bool | None = None,
     heads: int = 8,
 ) -> CodeFormer:
-    """Load a CodeFormer checkpoint (published, tiny or another width) ready for inference.
-
-    Returns the module in eval mode with gradients off, on ``device``, in ``dtype`` (the
-    precision policy keeps the code head and codebook in float32; ``channels_last`` as in
-    :func:`precision.convert`: default NHWC for half precision only). Raises
-    :class:`WeightsError` for a missing file and :class:`CheckpointError` for content that
-    does not fit.
-    """
+    """The bare network of :func:`load_restorer` for the file ``path`` (default: float32 on the
+    CPU), for code that wants the module itself (tests, benchmarks, checking a file)."""
     return load_restorer(
         path, device=device, dtype=dtype, channels_last=channels_last, heads=heads
     ).model
 
 
-def load_restorer(
-    path: str | Path,
+def load_codeformer(
+    path: Path | str | None = None,
     *,
+    store: WeightStore | None = None,
     device: str | torch.device = "cpu",
-    dtype: str | torch.dtype = torch.float32,
-    channels_last: bool | None = None,
-    heads: int = 8,
-) -> RestorerDescriptor:
-    """Like :func:`load_codeformer_checkpoint`, returning a :class:`RestorerDescriptor`."""
-    dt = precision.parse_dtype(dtype)
-    dev = torch.device(device)
-    model = build_from_state_dict(read_state_dict(path), source=str(path), heads=heads)
-    precision.convert(model.to(dev), dt, channels_last=channels_last)
-    return RestorerDescriptor(
-        model=model, config=model.config, variant=variant_name(model.config),
-        path=Path(path), dtype=dt, device=dev, supported_dtypes=precision.supported_dtypes(dev),
-    )
+    dtype: str | torch.dtype | None = None,
+) -> CodeFormer:
+    """The bare network from ``path`` or the verified file of ``store`` (float32 unless
+    ``dtype`` is given); kept for existing callers, new code uses :func:`load_restorer`."""
+    return load_restorer(path, store=store, device=device, dtype=dtype or torch.float32).model
 
 
 def load_state_into(net: torch.nn.Module, path: str | Path, what: str) -> None:

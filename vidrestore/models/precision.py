@@ -53,7 +53,8 @@ def parse_dtype(value: str | torch.dtype) -> torch.dtype:
 
 
 def supported_dtypes(device: str | torch.device) -> tuple[torch.dtype, ...]:
-    """Dtypes the network runs in on ``device``; see :func:`preferred_dtype` for speed."""
+    """Dtypes the network runs in on ``device``; ``auto`` picks one of them, see
+    :mod:`.placement`."""
     dev = torch.device(device)
     if dev.type == "cuda":
         bf16 = (torch.bfloat16,) if torch.cuda.is_bf16_supported() else ()
@@ -72,16 +73,6 @@ def cpu_has_fast_bfloat16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def preferred_dtype(device: str | torch.device) -> torch.dtype:
-    """The fastest dtype that keeps code choices stable: float16 on CUDA (more mantissa than
-    bfloat16; the float32 islands take care of the range), bfloat16 on CPUs with native
-    kernels, float32 otherwise."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return torch.float16
-    return torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
 
 
 def convert(

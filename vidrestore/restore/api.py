@@ -11,31 +11,29 @@ displays as the source does; the comparison is written upright, without a matrix
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..concurrency import BackgroundSink, prefetch
+from ..concurrency import prefetch
 from ..errors import UsageError
 from ..faces import FaceOptions
-from ..io import VideoReader, VideoWriter, WriterOptions
+from ..io import WriterOptions
 from ..io.frame import Frame
-from ..io.orientation import display_facts, quarter_turns, upright_frame, upright_size
-from ..io.paths import AtomicOutput, Staged, check_side_outputs, discard_on_error
+from ..io.orientation import display_facts, upright_frame, upright_size
+from ..io.paths import AtomicOutput, check_side_outputs
 from ..io.probe import VideoInfo
+from ..io.run import ProgressCallback, VideoPass
 from ..weights import WeightStore
 from .options import RestoreOptions
 from .pipeline import Restorer
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int | None], None]
 
 
 @dataclass
@@ -117,51 +115,34 @@ def restore_video(
     Returns:
         A :class:`RestoreSummary`.
     """
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     writer = writer or WriterOptions()
     check_side_outputs(src, ("the output", Path(dst)),
                        [("--compare", compare), ("--report", report)], overwrite=writer.overwrite)
-    staged: list[Staged] = []
-    with contextlib.ExitStack() as stack:
-        stack.push(discard_on_error(staged))
-        reader = stack.enter_context(VideoReader(src, start=start, end=end, fps=fps))
-        info = reader.info
-        out = stack.enter_context(VideoWriter(dst, source=info, options=writer, start=start,
-                                              end=end))
-        turns = quarter_turns(info.rotation, info.path)
+    with VideoPass(src, start=start, end=end, fps=fps, desc="restore", progress=progress,
+                   progress_callback=progress_callback) as run:
+        info, turns = run.info, run.turns
+        out = run.writer(dst, options=writer)
         side = None
         if compare is not None:
-            # committed after the main output, so a failed main output leaves no side file
-            side = stack.enter_context(VideoWriter(compare, source=side_by_side_info(info, turns),
-                                                   options=writer, start=start, end=end,
-                                                   commit=False))
-            staged.append(side)
+            side = run.writer(compare, options=writer, source=side_by_side_info(info, turns),
+                              side=True)
         if restorer is None:
             restorer = Restorer(options, faces, keep_tracks=report is not None, store=store)
         restorer.rotation = 90 * turns  # (a rotation that is no quarter turn was warned of)
-        total = reader.expected_frames
-        bar = stack.enter_context(tqdm(total=total, unit="frame", desc="restore",
-                                       # None: none when stderr is not a terminal
-                                       disable=None if progress and progress_callback is None
-                                       else True,
-                                       dynamic_ncols=True))
 
         def write(pair: tuple[Frame, Frame]) -> None:
             out.write(pair[1])
             if side is not None:
                 side.write(side_by_side(*pair, turns))
 
-        sink: BackgroundSink[tuple[Frame, Frame]] = stack.enter_context(
-            BackgroundSink(write, size=4, name="writer"))
-        for n, pair in enumerate(restorer.process_pairs(prefetch(reader, 4, "reader")), 1):
+        sink = run.sink(write, "writer")
+        for n, pair in enumerate(restorer.process_pairs(prefetch(run.reader, 4, "reader")), 1):
             sink.put(pair)
-            bar.update(1)
             if n % 10 == 0:
-                bar.set_postfix(faces=sum(restorer.faces_restored.values()), refresh=False)
-            if progress_callback is not None:
-                progress_callback(n, total)
+                run.step(faces=sum(restorer.faces_restored.values()))
+            else:
+                run.step()
         chosen = set(restorer.options.faces or ())
         if chosen and not chosen & restorer.track_ids:
             found = ", ".join(map(str, sorted(restorer.track_ids))) or "none"
@@ -169,11 +150,7 @@ def restore_video(
             raise UsageError(f"--faces: none of the chosen tracks ({ids}) appeared (tracks "
                              f"found: {found}); nothing written")
         if report is not None:
-            # staged before the videos are committed, so a report that cannot be written
-            # leaves no video behind either
-            staged.append(stage_report(report, info, restorer, overwrite=writer.overwrite))
-    for target in staged:
-        target.commit()
+            run.stage(stage_report(report, info, restorer, overwrite=writer.overwrite))
     _warn_unseen(restorer)
     summary = RestoreSummary(
         output=str(dst), frames=restorer.frames_done, faces_restored=restorer.faces_restored,

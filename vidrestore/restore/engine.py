@@ -8,6 +8,7 @@ and they are decoded in batches. Memory is bounded by the batch size plus the te
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,10 +18,27 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from ..errors import UsageError
+from ..models.codeformer import CodeFormer
+from ..models.descriptor import RestorerDescriptor
 from .options import RestoreOptions
 from .temporal import RecurrentFilter, window_average
 
 T = TypeVar("T")
+
+
+def as_descriptor(model: RestorerDescriptor | CodeFormer, *, device: torch.device | None = None,
+                  dtype: torch.dtype | None = None) -> RestorerDescriptor:
+    """``model`` as a descriptor: a bare network is described, to be fed in ``device`` and
+    ``dtype`` (default: its own); a descriptor is taken as it is and must agree with them."""
+    if not isinstance(model, RestorerDescriptor):
+        desc = RestorerDescriptor.of(model.eval())
+        return dataclasses.replace(desc, device=device or desc.device, dtype=dtype or desc.dtype)
+    if (device is not None and device != model.device) or (
+            dtype is not None and dtype != model.dtype):
+        raise UsageError(f"the loaded network runs on {model.device} in {model.dtype}, "
+                         f"not {device or model.device} in {dtype or model.dtype}")
+    return model
 
 
 @dataclass(eq=False)
@@ -42,32 +60,21 @@ class FaceItem:
     indices: torch.Tensor | None = field(default=None, repr=False)
 
 
-def to_network(crops: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """RGB crops (uint8 or uint16) to a [-1, 1] batch ``[B, 3, 512, 512]``."""
-    scale = 255.0 if crops[0].dtype == np.uint8 else 65535.0
-    x = torch.from_numpy(np.stack(crops)).to(device)
-    x = x.permute(0, 3, 1, 2).to(torch.float32).div_(scale / 2.0).sub_(1.0)
-    # channels-last feeds tensor cores on CUDA; on the CPU its GroupNorm kernel makes a face's
-    # result depend (in the last bits) on its position in the batch, so stay NCHW there.
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    return x.to(dtype).contiguous(memory_format=fmt)
-
-
-def from_network(out: torch.Tensor) -> np.ndarray:
-    """Network output ``[B, 3, 512, 512]`` to float32 RGB images in [0, 1]."""
-    img = out.float().clamp_(-1.0, 1.0).add_(1.0).mul_(0.5)
-    return img.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-
-
 class FaceEngine:
-    """Runs CodeFormer over faces submitted frame by frame; see the module docstring."""
+    """Runs CodeFormer over faces submitted frame by frame; see the module docstring.
 
-    def __init__(self, model: torch.nn.Module, options: RestoreOptions, *, device: torch.device,
-                 dtype: torch.dtype, batch_size: int) -> None:
-        self.model = model
+    ``model`` is a :class:`RestorerDescriptor` (its ``prepare``/``finish`` convert the faces);
+    a bare :class:`CodeFormer` is described on the spot, fed in ``device``/``dtype`` (default:
+    its own).
+    """
+
+    def __init__(self, model: RestorerDescriptor | CodeFormer, options: RestoreOptions, *,
+                 batch_size: int, device: torch.device | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        self.model = as_descriptor(model, device=device, dtype=dtype)
         self.options = options
-        self.device = device
-        self.dtype = dtype
+        self.device = self.model.device
+        self.dtype = self.model.dtype
         self.batch_size = max(1, batch_size)
         self.window = options.window if options.temporal == "window" else 0
         self.recurrent = (RecurrentFilter(options.recurrent_gain)
@@ -139,9 +146,9 @@ class FaceEngine:
     def _encode(self, n: int) -> None:
         t0 = time.perf_counter()
         batch = [self._to_encode.popleft() for _ in range(min(n, len(self._to_encode)))]
-        x = to_network(self._padded([it.crop for it in batch]), self.device, self.dtype)
-        enc = self.model.encode(x)
-        logits = self.model.predict(enc.lq_feat)
+        net = self.model.model
+        enc = net.encode(self.model.prepare(self._padded([it.crop for it in batch])))
+        logits = net.predict(enc.lq_feat)
         probs = torch.softmax(logits.float(), dim=-1)
         for i, it in enumerate(batch):
             it.lq_feat = enc.lq_feat[i : i + 1]
@@ -215,9 +222,9 @@ class FaceEngine:
         lq = torch.cat(self._padded([it.lq_feat for it in batch]))
         idx = torch.stack(self._padded([it.indices for it in batch]))
         skips = {r: torch.cat(self._padded([it.skips[r] for it in batch])) for r in batch[0].skips}
-        code = self.model.lookup(lq, indices=idx, adain=True)
-        out = self.model.decode(code, skips, w)
-        images = from_network(out)
+        net = self.model.model
+        code = net.lookup(lq, indices=idx, adain=True)
+        images = self.model.finish(net.decode(code, skips, w))
         for i, it in enumerate(batch):
             it.restored = images[i]
             it.lq_feat = None

@@ -45,7 +45,8 @@ class RestoreOptions:
         None, "A CodeFormer-compatible checkpoint file (default: the verified official file).")
     device: str = opt("auto", "Compute device: auto, cpu, cuda, cuda:N or mps.")
     dtype: str = opt(
-        "auto", "Network precision; auto = bfloat16 on CUDA, float32 on the CPU.", choices=DTYPES)
+        "auto", "Network precision; auto = bfloat16 on CUDA (float16 on GPUs without it), "
+        "float16 on MPS, float32 on the CPU.", choices=DTYPES)
     batch_size: int = opt(0, "Faces per network batch; 0 = automatic.", min=0, max=512)
     mask: str = opt(
         "auto", "Paste-back mask: 'parse' (face parsing network), 'template' (feathered fixed "

@@ -21,9 +21,12 @@ from ..faces import FaceOptions, FaceStream, FrameFaces, TrackedFace, create_det
 from ..faces.align import similarity_transform, warp_face
 from ..io.frame import Frame
 from ..io.orientation import quarter_turns, upright, upright_view
+from ..models.codeformer import CodeFormer
+from ..models.descriptor import RestorerDescriptor
+from ..models.placement import resolve_device, resolve_dtype
 from . import snapshot
 from .blend import is_gray, paste_face
-from .engine import FaceEngine, FaceItem
+from .engine import FaceEngine, FaceItem, as_descriptor
 from .masks import create_masker
 from .options import RestoreOptions
 from .tracksettings import TrackSetting, parse_track_settings
@@ -33,34 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then the CPU; other names must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"--device: {name!r} is not a device (auto, cpu, cuda, cuda:N, mps)"
-                         ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("--device mps: MPS is not available")
-    return dev
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto``: bfloat16 on CUDA (float16 where bf16 is unsupported), float32 elsewhere."""
-    if name == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.type == "mps" else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+__all__ = ["Restorer", "default_batch_size", "resolve_device", "resolve_dtype", "snapshot_types"]
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -104,7 +80,8 @@ class Restorer:
     Args:
         options: restore options (fidelity, temporal mode, device, ...).
         faces: face detection/tracking options.
-        model: an already loaded CodeFormer, used on its own device and dtype (else loaded from
+        model: an already loaded network (a :class:`RestorerDescriptor`, or a bare CodeFormer),
+            used on its own device and dtype (else loaded by :func:`load_restorer` from
             ``options.weights`` or the cache, on ``options.device`` in ``options.dtype``).
         detector: an already built face detector (else made from ``faces.detector``).
         keep_tracks: remember every tracked face, for a tracks report (only those of
@@ -125,28 +102,27 @@ class Restorer:
     """
 
     def __init__(self, options: RestoreOptions | None = None, faces: FaceOptions | None = None,
-                 *, model: torch.nn.Module | None = None, detector: object | None = None,
+                 *, model: RestorerDescriptor | CodeFormer | None = None,
+                 detector: object | None = None,
                  keep_tracks: bool = False, store: WeightStore | None = None,
                  rotation: int = 0) -> None:
-        from ..weights import WeightStore, load_codeformer
+        from ..models.loader import load_restorer
+        from ..weights import WeightStore
 
         self.options = options or RestoreOptions()
         self.face_options = faces or FaceOptions()
         store = store if store is not None else WeightStore.from_env()
         if model is None:
-            device = resolve_device(self.options.device)
-            dtype = resolve_dtype(self.options.dtype, device)
-            model = load_codeformer(self.options.weights, store=store, device=device,
-                                    dtype=dtype)
-        self.model = model.eval()
-        self.device = model.device
-        self.dtype = model.dtype
+            model = load_restorer(self.options.weights, device=self.options.device,
+                                  dtype=self.options.dtype, store=store)
+        self.model = as_descriptor(model)
+        self.device = self.model.device
+        self.dtype = self.model.dtype
         det = detector if detector is not None else create_detector(
             self.face_options.detector, self.face_options, device=str(self.device), store=store)
         self.face_stream = FaceStream(det, self.face_options, turns=quarter_turns(rotation))
         batch = self.options.batch_size or default_batch_size(self.device)
-        self.engine = FaceEngine(self.model, self.options, device=self.device, dtype=self.dtype,
-                                 batch_size=batch)
+        self.engine = FaceEngine(self.model, self.options, batch_size=batch)
         self.masker = create_masker(self.options.mask, self.device, store)
         # the options hold the settings inline (a file was read when they were made)
         self.track_settings = (parse_track_settings(self.options.track_settings)

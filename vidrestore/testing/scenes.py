@@ -16,10 +16,10 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
+from ..faces.align import transform_points
+from ..faces.detectors import FaceDetector
+from ..faces.records import Detection
 from ..io.frame import Frame
-from .align import transform_points
-from .detect import FaceDetector
-from .records import Detection
 
 
 @dataclass(frozen=True)

@@ -12,27 +12,25 @@ upright, and the preview is drawn upright and written as stored, with the source
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .concurrency import BackgroundSink, prefetch
-from .faces import FaceDetector, FaceOptions, FaceStream, FrameFaces, create_detector
-from .faces.draw import draw_faces
-from .faces.report import ReportCollector, TrackReport
-from .faces.sheet import SheetCollector, check_sheet_path, render_sheet, stage_sheet
-from .io import VideoReader, VideoWriter, WriterOptions
-from .io.frame import Frame
-from .io.orientation import display_facts, quarter_turns, stored, upright_frame
-from .io.paths import AtomicOutput, check_side_outputs, discard_on_error
-from .weights import WeightStore
+from ..concurrency import prefetch
+from ..io import WriterOptions
+from ..io.frame import Frame
+from ..io.orientation import display_facts, stored, upright_frame
+from ..io.paths import check_side_outputs
+from ..io.run import ProgressCallback, VideoPass
+from ..weights import WeightStore
+from . import FaceDetector, FaceOptions, FaceStream, FrameFaces, create_detector
+from .draw import draw_faces
+from .report import ReportCollector, TrackReport
+from .sheet import SheetCollector, check_sheet_path, render_sheet, stage_sheet
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int, "int | None"], None]
 
 
 def track_video(
@@ -83,8 +81,6 @@ def track_video(
         SourceError: ``src`` cannot be read. OutputError: an output exists (without
         ``overwrite``) or cannot be written. WeightsError: the detector's model is missing.
     """
-    from tqdm import tqdm
-
     options = options or FaceOptions()
     report_path = Path(report) if report is not None else None
     sheet_path = Path(sheet) if sheet is not None else None
@@ -96,31 +92,17 @@ def track_video(
     if detector is None:
         detector = create_detector(options.detector, options, device=device,
                                    store=store if store is not None else WeightStore.from_env())
-    staged: list[AtomicOutput] = []
-    with contextlib.ExitStack() as stack:
-        stack.push(discard_on_error(staged))
-        reader = stack.enter_context(VideoReader(src, start=start, end=end, fps=fps))
-        turns = quarter_turns(reader.info.rotation, reader.info.path)
+    with VideoPass(src, start=start, end=end, fps=fps, desc="track", progress=progress,
+                   progress_callback=progress_callback) as run:
+        turns = run.turns
         stream = FaceStream(detector, options, turns=turns)
-        collector = ReportCollector.for_video(reader.info, **display_facts(reader.info))
+        collector = ReportCollector.for_video(run.info, **display_facts(run.info))
         tiles = SheetCollector() if sheet_path is not None else None
         write: Callable[[Frame], None] | None = None
         if preview is not None:
             opts = writer or WriterOptions()
             opts = dataclasses.replace(opts, overwrite=overwrite or opts.overwrite)
-            out = stack.enter_context(
-                VideoWriter(preview, source=reader.info, options=opts, start=start, end=end)
-            )
-            sink: BackgroundSink[Frame] = stack.enter_context(
-                BackgroundSink(out.write, size=4, name="preview-writer")
-            )
-            write = sink.put
-        bar = stack.enter_context(tqdm(
-            total=reader.info.frame_count, unit="frame", desc="track", dynamic_ncols=True,
-            # None: no bar when stderr is not a terminal (a log file, a pipe)
-            disable=None if progress and progress_callback is None else True,
-        ))
-        done = 0
+            write = run.sink(run.writer(preview, options=opts).write, "preview-writer").put
 
         def show(ff: FrameFaces) -> None:
             """Sheet and preview, from the upright picture the faces were found in."""
@@ -132,30 +114,22 @@ def track_video(
                 write(ff.frame.with_pixels(stored(drawn, turns)))
 
         def take(ready: list[FrameFaces]) -> None:
-            nonlocal done
             for ff in ready:
                 collector.add(ff)
                 if tiles is not None or write is not None:
                     show(ff)
-                done += 1
-                bar.update(1)
-                if progress_callback is not None:
-                    progress_callback(done, reader.info.frame_count)
+                run.step()
 
-        for frame in prefetch(reader, 4, "reader"):
+        for frame in prefetch(run.reader, 4, "reader"):
             take(stream.push(frame))
         take(stream.flush())
         result = collector.report()
-        # staged before the preview is committed, so a report that cannot be written leaves
-        # no preview behind either
         if report_path is not None:
-            staged.append(result.stage(report_path, overwrite=overwrite))
+            run.stage(result.stage(report_path, overwrite=overwrite))
         if sheet_path is not None and tiles is not None:
             picture = render_sheet(result, tiles.picks, _title(src),
                                    min_face=options.min_face)
-            staged.append(stage_sheet(sheet_path, picture, overwrite=overwrite))
-    for target in staged:
-        target.commit()
+            run.stage(stage_sheet(sheet_path, picture, overwrite=overwrite))
     _warn_doubtful(result)
     return result
 

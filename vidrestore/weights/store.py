@@ -1,82 +1,49 @@
-"""Model files: the manifest, the local cache, verified downloads and imports.
+"""The local cache of model files: verified downloads, imports and status checks.
 
-Every file vidrestore can use has one manifest entry (``vidrestore/manifest.json``): file name,
-size, SHA-256, licence, origin and the URLs it is published at. A :class:`WeightStore` is given
-its folder and mirrors; :meth:`WeightStore.from_env` reads them from ``$VIDRESTORE_HOME``
-(default: the user's cache folder), ``$VIDRESTORE_MIRROR`` and ``$VIDRESTORE_OFFLINE`` once,
-where a host starts (the CLI, a node pack), and the store is passed down from there.
+A :class:`WeightStore` is given its folder and mirrors; :meth:`WeightStore.from_env` reads them
+from the environment once, where a host starts (the CLI, a node pack), and the store is passed
+down from there. It hands out paths of verified files only; building networks from them is the
+model side's job (:func:`vidrestore.models.load_restorer`).
 
 A download streams to a temporary file beside the final one, is checked for size and hash, and
 only then renamed into place, so a half file never carries the final name. Mirrors (folders or
 http(s) base URLs) are tried before the upstream URLs. A file whose hash does not match is
 refused, never used.
-
-Entries without a published hash are trusted on first use: the first verified download records its
-size and hash in ``recorded.json`` in the cache, and later checks compare against that record.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
-import json
 import logging
 import os
-import re
-import shutil
-import sys
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, Any, TypeVar
 
-from .errors import OutputError, UsageError, WeightsError
-from .io.paths import reserve_temp, write_text_atomic
+from ..errors import UsageError, WeightsError
+from ..io.paths import reserve_temp
+from .env import (
+    MIRROR_ENV,
+    CacheFolderError,
+    cache_error,
+    default_home,
+    mirrors_from_env,
+    offline_from_env,
+    user_cache_home,
+)
+from .fetch import copy_file, fetch_url, looks_like_checkpoint
+from .manifest import WeightSpec, load_manifest
+from .records import RECORD_FILE, cached_sha256, read_records, sha256_file, write_record
 
-if TYPE_CHECKING:
-    import torch
+log = logging.getLogger("vidrestore.weights")
 
-log = logging.getLogger(__name__)
-
-MANIFEST_PATH = Path(__file__).with_name("manifest.json")
-HOME_ENV = "VIDRESTORE_HOME"
-MIRROR_ENV = "VIDRESTORE_MIRROR"
-OFFLINE_ENV = "VIDRESTORE_OFFLINE"
-RECORD_FILE = "recorded.json"
-CHUNK = 1 << 20
-TIMEOUT_S = 30.0
 STALE_PART_S = 600.0
 T = TypeVar("T")
-MAX_DOWNLOAD = 2 << 30
-"""Bytes read at most for a model whose size is not known (the largest known is ~0.4 GB)."""
-
-
-class _CacheFolderError(WeightsError):
-    """The cache folder cannot be created, read or written: no source can help."""
-
-
-@dataclass(frozen=True)
-class WeightSpec:
-    """One manifest entry."""
-
-    name: str
-    file: str
-    size: int | None
-    sha256: str | None
-    license: str
-    origin: str
-    purpose: str
-    urls: tuple[str, ...]
-
-    @property
-    def verified(self) -> bool:
-        """Whether the manifest pins both size and hash."""
-        return self.size is not None and self.sha256 is not None
 
 
 @dataclass(frozen=True)
@@ -87,98 +54,6 @@ class WeightStatus:
     path: Path
     state: str  # "present", "missing", "corrupt", "unverified"
     detail: str = ""
-
-
-def load_manifest(path: Path | str = MANIFEST_PATH) -> dict[str, WeightSpec]:
-    """Read a manifest file into ``{name: WeightSpec}``, in file order."""
-    data = json.loads(Path(path).read_text())
-    if data.get("schema") != 1:
-        raise WeightsError(f"{path}: unsupported manifest schema {data.get('schema')!r}")
-    return {
-        name: WeightSpec(
-            name=name,
-            file=e["file"],
-            size=e.get("size"),
-            sha256=e.get("sha256"),
-            license=e["license"],
-            origin=e["origin"],
-            purpose=e.get("purpose", ""),
-            urls=tuple(e["urls"]),
-        )
-        for name, e in data["models"].items()
-    }
-
-
-def user_cache_home() -> Path:
-    """The platform's user cache folder for model files."""
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("vidrestore")) / "weights"
-
-
-def default_home() -> Path:
-    """``$VIDRESTORE_HOME``, else the platform's user cache folder."""
-    env = os.environ.get(HOME_ENV)
-    return Path(env).expanduser() if env else user_cache_home()
-
-
-def mirrors_from_env() -> tuple[str, ...]:
-    """Mirrors named by ``$VIDRESTORE_MIRROR`` (folders or http(s) base URLs)."""
-    raw = os.environ.get(MIRROR_ENV, "")
-    pieces = _split_mirrors(raw) if os.pathsep == ":" else raw.split(os.pathsep)
-    return tuple(p.strip() for p in pieces if p.strip())
-
-
-def _split_mirrors(raw: str) -> list[str]:
-    """Split at ':' except inside a URL: after its scheme, in an IPv6 host, before its port."""
-    items: list[str] = []
-    for part in raw.split(":"):
-        last = items[-1] if items else None
-        in_url = last is not None and re.fullmatch(r"https?://[^/]*", last.strip()) is not None
-        if last is not None and (
-            (last.strip() in ("http", "https") and part.startswith("//"))
-            or (in_url and last.count("[") > last.count("]"))
-            or (in_url and re.match(r"\d+(/|$)", part))
-        ):
-            items[-1] = f"{last}:{part}"
-        else:
-            items.append(part)
-    return items
-
-
-def _announced_length(resp: Any) -> int | None:
-    """The body size the server announced, if any (a chunked body's Content-Length is void)."""
-    if "chunked" in (resp.headers.get("Transfer-Encoding") or "").lower():
-        return None
-    try:
-        n = int(resp.headers.get("Content-Length") or "")
-    except ValueError:
-        return None
-    return n if n >= 0 else None
-
-
-def _cache_error(folder: Path, exc: OSError) -> _CacheFolderError:
-    """One line naming the cache folder and the system's reason."""
-    return _CacheFolderError(
-        f"cache folder {folder} is not usable ({exc.strerror or exc}); "
-        f"set ${HOME_ENV} to a writable folder"
-    )
-
-
-def _looks_like_checkpoint(path: Path) -> bool:
-    """``torch.save``'s zip archive, or its older pickle stream (not an HTML error page)."""
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    return head == b"PK\x03\x04" or head[:1] == b"\x80"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class WeightStore:
@@ -212,8 +87,7 @@ class WeightStore:
         """The store the environment names: ``$VIDRESTORE_HOME`` (else the user cache folder),
         ``$VIDRESTORE_MIRROR``, ``$VIDRESTORE_OFFLINE`` (1, true, yes or on). Hosts call this
         once at start."""
-        offline = os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-        return cls(default_home(), mirrors=mirrors_from_env(), offline=offline,
+        return cls(default_home(), mirrors=mirrors_from_env(), offline=offline_from_env(),
                    progress=progress)
 
     # -- lookup -----------------------------------------------------------------------------
@@ -250,7 +124,7 @@ class WeightStore:
             return WeightStatus(spec, path, "corrupt", f"size {actual_size}, expected {size}")
         if sha is None:
             return WeightStatus(spec, path, "unverified", "no published hash and none recorded")
-        actual = self._hash_cached(path) if not rehash else sha256_file(path)
+        actual = cached_sha256(path) if not rehash else sha256_file(path)
         if actual != sha:
             return WeightStatus(spec, path, "corrupt", f"sha256 {actual}, expected {sha}")
         return WeightStatus(spec, path, "present")
@@ -303,13 +177,14 @@ class WeightStore:
             try:
                 with self._staged(dest) as (tmp, fh):
                     if is_url:
-                        self._fetch_url(source, fh, spec)
+                        fetch_url(source, fh, limit=self.expected(spec.name)[0],
+                                  size=spec.size, desc=spec.file, progress=self.progress)
                     else:
-                        self._copy_file(Path(source), fh)
+                        copy_file(Path(source), fh)
                     fh.flush()
                     self._check(name, tmp, source)
                     os.replace(tmp, dest)
-            except _CacheFolderError:
+            except CacheFolderError:
                 raise
             except (
                 WeightsError, OSError, urllib.error.URLError, http.client.HTTPException, ValueError
@@ -344,7 +219,7 @@ class WeightStore:
         for name in todo:
             try:
                 done[name] = self.download(name, force=force)
-            except _CacheFolderError:
+            except CacheFolderError:
                 raise
             except WeightsError as exc:
                 failed[name] = exc
@@ -378,7 +253,7 @@ class WeightStore:
         if check is not None and not pinned:
             check(src)
         with self._staged(dest) as (tmp, fh):
-            self._copy_file(src, fh)
+            copy_file(src, fh)
             fh.flush()
             self._check(name, tmp, str(src), recorded=pinned)
             os.replace(tmp, dest)
@@ -408,7 +283,7 @@ class WeightStore:
         try:
             tmp, fd = reserve_temp(dest, ".part")
         except OSError as exc:
-            raise _cache_error(dest.parent, exc) from None
+            raise cache_error(dest.parent, exc) from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 yield tmp, fh
@@ -421,43 +296,12 @@ class WeightStore:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _cache_error(folder, exc) from None
-
-    def _fetch_url(self, url: str, fh: IO[bytes], spec: WeightSpec) -> None:
-        from tqdm import tqdm
-
-        req = urllib.request.Request(url, headers={"User-Agent": "vidrestore"})
-        limit = self.expected(spec.name)[0] or MAX_DOWNLOAD
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
-            announced = _announced_length(resp)
-            if announced is not None and announced > limit:
-                raise WeightsError(f"the server announces {announced} bytes, more than the "
-                                   f"{limit} expected; not downloaded")
-            received = 0
-            with tqdm(
-                total=announced or spec.size, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=spec.file, disable=not (self.progress and sys.stderr.isatty()), leave=False,
-            ) as bar:
-                for block in iter(lambda: resp.read(CHUNK), b""):
-                    received += len(block)
-                    if received > limit:  # a wrong file or an endless body: stop reading
-                        raise WeightsError(f"the server sent more than the {limit} bytes "
-                                           "expected; stopped")
-                    fh.write(block)
-                    bar.update(len(block))
-        # http.client ends a fixed-length body silently when the connection drops early.
-        if announced is not None and received != announced:
-            raise WeightsError(f"received {received} of {announced} bytes the server announced")
-
-    @staticmethod
-    def _copy_file(src: Path, fh: IO[bytes]) -> None:
-        with open(src, "rb") as f:
-            shutil.copyfileobj(f, fh, CHUNK)
+            raise cache_error(folder, exc) from None
 
     def _check(self, name: str, path: Path, source: str, *, recorded: bool = True) -> None:
         """Size and hash as expected (``recorded=False``: a first-use record is not held
         against the file); a ``.pth`` must at least look like a PyTorch checkpoint."""
-        if self.spec(name).file.endswith(".pth") and not _looks_like_checkpoint(path):
+        if self.spec(name).file.endswith(".pth") and not looks_like_checkpoint(path):
             raise WeightsError(f"not a PyTorch checkpoint (from {source})")
         size, sha = self.expected(name) if recorded or self.spec(name).verified else (None, None)
         actual_size = path.stat().st_size
@@ -478,67 +322,15 @@ class WeightStore:
         )
 
     def _records(self) -> dict[str, Any]:
-        p = self.home / RECORD_FILE
-        try:
-            return json.loads(p.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
-        except OSError as exc:
-            raise _cache_error(self.home, exc) from None
+        return read_records(self.home)
 
     def _record(self, name: str, path: Path, *, replace: bool = False) -> None:
         """Trust-on-first-use record for entries the manifest does not pin (``replace``: also
         when one is held)."""
         if self.spec(name).verified or (self.expected(name)[1] is not None and not replace):
             return
-        recs = self._records()
-        recs[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-        try:
-            write_text_atomic(self.home / RECORD_FILE, json.dumps(recs, indent=2))
-        except OutputError as exc:
-            raise _cache_error(self.home, exc.__cause__ or exc) from None
+        digest = write_record(self.home, name, path)
         log.warning(
             "%s has no published hash; recorded sha256 %s on first use in %s",
-            path.name, recs[name]["sha256"], self.home / RECORD_FILE,
+            path.name, digest, self.home / RECORD_FILE,
         )
-
-    def _hash_cached(self, path: Path) -> str:
-        """SHA-256 of ``path``, remembered in a sidecar keyed by the file's identity and change
-        time: any write to the file (even one that puts its mtime back) moves its ctime, which
-        no user can set, so a changed file is hashed again."""
-        st = path.stat()
-        side = path.with_name(f".{path.name}.sha256")
-        key = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-        with contextlib.suppress(OSError, ValueError):
-            if not side.is_symlink():
-                k, digest = side.read_text().split()
-                if k == key:
-                    return digest
-        digest = sha256_file(path)
-        with contextlib.suppress(OutputError):
-            write_text_atomic(side, f"{key} {digest}\n")
-        return digest
-
-
-def load_codeformer(
-    path: Path | str | None = None,
-    *,
-    store: WeightStore | None = None,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype | None = None,
-) -> Any:
-    """Load CodeFormer from ``path`` (any compatible checkpoint) or the verified file of
-    ``store``; one of the two is needed."""
-    import torch
-
-    from .models.loader import load_codeformer_checkpoint
-
-    if path is not None:
-        resolved = Path(path)
-        if not resolved.is_file():
-            raise WeightsError(f"{resolved}: no such checkpoint file")
-    elif store is not None:
-        resolved = store.ensure("codeformer")
-    else:
-        raise UsageError("load_codeformer: give a checkpoint path or a WeightStore")
-    return load_codeformer_checkpoint(resolved, device=device, dtype=dtype or torch.float32)

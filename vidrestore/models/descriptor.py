@@ -1,0 +1,69 @@
+"""What hosts and stages hold instead of a bare network: the restorer and its input contract.
+
+A :class:`RestorerDescriptor` carries the loaded CodeFormer, where it runs (device, dtype), what
+it accepts (512x512 RGB faces, the fidelity range) and where it came from (licence, source).
+:meth:`~RestorerDescriptor.prepare` and :meth:`~RestorerDescriptor.finish` are the one place
+that turns aligned face crops into the network's input and its output back into images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import precision
+from .codeformer import FIDELITY_RANGE, INPUT_SIZE, CodeFormer, CodeFormerConfig, variant_name
+
+
+@dataclass(frozen=True, eq=False)
+class RestorerDescriptor:
+    """A loaded network plus the facts a caller needs to feed it (compared by identity)."""
+
+    model: CodeFormer
+    config: CodeFormerConfig
+    #: Name of the matching variant (``codeformer``, ``codeformer_tiny``) or None.
+    variant: str | None
+    path: Path | None
+    dtype: torch.dtype
+    device: torch.device
+    supported_dtypes: tuple[torch.dtype, ...]
+    #: The weights' licence (the manifest's, for the published file; None: not known).
+    license: str | None = None
+    #: Where the weights came from: the manifest's origin, or the file's path.
+    source: str = ""
+    #: Faces go in as RGB ``[B, 3, size, size]`` with values in ``input_range``.
+    input_size: int = INPUT_SIZE
+    input_channels: int = 3
+    input_range: tuple[float, float] = (-1.0, 1.0)
+    fidelity_range: tuple[float, float] = FIDELITY_RANGE
+
+    @classmethod
+    def of(cls, model: CodeFormer, *, source: str = "in-memory network") -> RestorerDescriptor:
+        """Describe a network that is already built, on its own device and dtype."""
+        return cls(
+            model=model, config=model.config, variant=variant_name(model.config), path=None,
+            dtype=model.dtype, device=model.device,
+            supported_dtypes=precision.supported_dtypes(model.device), source=source,
+        )
+
+    def prepare(self, crops: Sequence[np.ndarray]) -> Tensor:
+        """Aligned RGB crops ``[H, W, 3]`` (uint8 or uint16) to the network's input: a
+        ``[B, 3, 512, 512]`` batch in ``input_range``, on its device, in its dtype."""
+        scale = 255.0 if crops[0].dtype == np.uint8 else 65535.0
+        x = torch.from_numpy(np.stack(crops)).to(self.device)
+        x = x.permute(0, 3, 1, 2).to(torch.float32).div_(scale / 2.0).sub_(1.0)
+        # channels-last feeds tensor cores on CUDA; on the CPU its GroupNorm kernel makes a
+        # face's result depend (in the last bits) on its position in the batch: stay NCHW there.
+        fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        return x.to(self.dtype).contiguous(memory_format=fmt)
+
+    def finish(self, output: Tensor) -> np.ndarray:
+        """Network output ``[B, 3, 512, 512]`` to float32 RGB images ``[B, 512, 512, 3]`` in
+        [0, 1], on the CPU: what the paste-back takes."""
+        img = output.float().clamp_(-1.0, 1.0).add_(1.0).mul_(0.5)
+        return img.permute(0, 2, 3, 1).contiguous().cpu().numpy()
