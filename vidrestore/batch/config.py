@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..faces.options import FaceOptions
 from ..io import WriterOptions
+from ..io.digest import sha256_file
 from ..restore.options import RestoreOptions
 from .options import BatchOptions
 from .segments import (
@@ -84,8 +85,7 @@ class BatchConfig:
         if path is None:
             return None, device
         try:
-            with open(path, "rb") as fh:
-                return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest(), device
+            return "sha256:" + sha256_file(Path(path)), device
         except OSError:  # the job fails on it later, with the loader's own message
             return path, device
 

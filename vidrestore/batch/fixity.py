@@ -19,15 +19,8 @@ from typing import Any
 import av
 
 from ..errors import OutputError, SourceError
+from ..io.digest import sha256_file, sha256_listing
 from ..io.paths import write_text_atomic
-
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's content."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def sequence_files(folder: Path) -> list[Path]:
@@ -36,14 +29,9 @@ def sequence_files(folder: Path) -> list[Path]:
 
 
 def sha256_tree(files: Iterable[Path], root: Path) -> tuple[str, list[tuple[str, str]]]:
-    """(one digest for the whole set, per-file ``(hash, relative name)``) of image files.
-
-    The set digest is the SHA-256 of the ``sha256sum`` listing, so it changes when any file's
-    content, name or presence does.
-    """
-    lines = [(sha256_file(p), p.relative_to(root).as_posix()) for p in files]
-    listing = "".join(f"{h}  {n}\n" for h, n in lines).encode()
-    return hashlib.sha256(listing).hexdigest(), lines
+    """(one digest for the whole set, per-file ``(hash, relative name)``) of image files
+    (:func:`~vidrestore.io.digest.sha256_listing` over names relative to ``root``)."""
+    return sha256_listing((p, p.relative_to(root).as_posix()) for p in files)
 
 
 def output_digest(path: Path) -> str:

@@ -34,17 +34,13 @@ from ..concurrency import BackgroundSink, prefetch
 from ..errors import CheckpointError, OutputError, SourceError, UsageError
 from ..faces.options import FaceOptions
 from ..io import VideoReader, VideoWriter, WriterOptions, probe
+from ..io.digest import sha256_file
 from ..io.frame import Frame
 from ..io.paths import write_bytes_atomic, write_text_atomic
 from ..io.probe import VideoInfo
 from ..io.writer import encoder_pix_fmt
 from ..restore.options import RestoreOptions
-from .fixity import (
-    FrameSum,
-    sequence_files,
-    sha256_file,
-    sha256_tree,
-)
+from .fixity import FrameSum, sequence_files, sha256_tree
 from .interlace import (
     FILTERS,
     Weaver,

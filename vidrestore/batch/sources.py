@@ -17,7 +17,6 @@ every image's name and content for a sequence).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import SourceError, UsageError
+from ..io.digest import sha256_file, sha256_listing
 from ..io.sequence import IMAGE_SUFFIXES, sequence_files
 
 VIDEO_SUFFIXES = (
@@ -171,13 +171,7 @@ def content_hash(src: Source) -> str:
     try:
         files = _files(src)
         if src.kind == "video":
-            with open(files[0], "rb") as fh:
-                return hashlib.file_digest(fh, "sha256").hexdigest()
-        listing = hashlib.sha256()
-        for p in files:
-            with open(p, "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
-            listing.update(f"{digest}  {p.name}\n".encode())
-        return listing.hexdigest()
+            return sha256_file(files[0])
+        return sha256_listing((p, p.name) for p in files)[0]
     except OSError as exc:
         raise SourceError(f"{src.path}: cannot read ({exc.strerror or exc})") from exc

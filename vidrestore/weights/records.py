@@ -9,26 +9,16 @@ unchanged file is not read again on every start.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
+from ..io.digest import sha256_file
 from ..io.paths import write_text_atomic
 from .env import cache_error
-from .fetch import CHUNK
 
 RECORD_FILE = "recorded.json"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cached_sha256(path: Path) -> str:
