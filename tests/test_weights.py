@@ -292,6 +292,24 @@ def test_unpublished_hash_is_recorded_on_first_use(tmp_path: Path, server) -> No
     assert store.status("m").state == "corrupt"
 
 
+def test_a_downloaded_file_is_trusted_only_once_it_has_loaded(tmp_path: Path, server) -> None:
+    """``load``: a file without a published hash, fetched because it was missing, is recorded
+    only after the builder accepted it; one the builder refuses is not."""
+    server.files["model.bin"] = PAYLOAD
+    store = WeightStore(tmp_path, mirrors=(), progress=False,
+                        manifest=_spec((_url(server) + "/model.bin",), sha=None, size=None))
+
+    def refuse(path: Path) -> None:
+        raise WeightsError(f"{path}: not this model")
+
+    with pytest.raises(WeightsError, match="not this model"):
+        store.load("m", refuse)
+    assert store.expected("m") == (None, None)
+    assert not (tmp_path / "recorded.json").exists()
+    assert store.load("m", lambda path: path.read_bytes()) == PAYLOAD
+    assert store.expected("m") == (len(PAYLOAD), PAYLOAD_SHA)
+
+
 def test_import_checks_hash(tmp_path: Path) -> None:
     store = WeightStore(tmp_path / "home", mirrors=(), manifest=_spec(("http://unused/",)),
                         offline=True, progress=False)

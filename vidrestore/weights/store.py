@@ -113,7 +113,8 @@ class WeightStore:
 
     # -- state ------------------------------------------------------------------------------
     def status(self, name: str, *, rehash: bool = False) -> WeightStatus:
-        """Check the cached file against its size and hash (cached by size and mtime)."""
+        """Check the cached file against its size and hash (the hash remembered in a sidecar
+        until the file changes, :func:`~.records.cached_sha256`)."""
         spec = self.spec(name)
         path = self.path(name)
         if not path.is_file():
@@ -149,7 +150,7 @@ class WeightStore:
             )
         if not download:
             raise self._missing_error(name, "downloads are disabled")
-        return self.download(name)
+        return self.download(name, record=record)
 
     def load(self, name: str, build: Callable[[Path], T], *, download: bool = True) -> T:
         """``build(path)`` on the verified file of ``name``; a file trusted on first use is
@@ -161,8 +162,11 @@ class WeightStore:
         return made
 
     # -- getting files ----------------------------------------------------------------------
-    def download(self, name: str, *, force: bool = False) -> Path:
-        """Fetch ``name`` from the mirrors, then the upstream URLs; verify; install atomically."""
+    def download(self, name: str, *, force: bool = False, record: bool = True) -> Path:
+        """Fetch ``name`` from the mirrors, then the upstream URLs; verify; install atomically.
+
+        A file without a published hash is recorded as trusted (``record=False``: left to
+        :meth:`load`, once the file has loaded as its model)."""
         spec = self.spec(name)
         dest = self.path(name)
         if dest.exists() and not force and self.status(name).state == "present":
@@ -194,7 +198,8 @@ class WeightStore:
                 failures.append(f"{source}: {reason}")
                 log.info("could not get %s from %s: %s", spec.file, source, reason)
                 continue
-            self._record(name, dest)
+            if record:
+                self._record(name, dest)
             log.info("installed %s from %s", dest, source)
             return dest
         raise self._missing_error(name, "; ".join(failures) or "no source to try")
