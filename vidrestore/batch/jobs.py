@@ -146,7 +146,6 @@ class JobDB:
 
     def __init__(self, folder: Path, *, create: bool = True) -> None:
         self.path = Path(folder) / DB_NAME
-        self._writable = create
         if not create and not self.path.is_file():
             raise UsageError(f"{folder}: no batch here (no {DB_NAME})")
         try:
@@ -170,6 +169,13 @@ class JobDB:
             self._db.close()
             raise UsageError(f"{self.path}: job database schema {found}; this version reads "
                              f"schema {SCHEMA_VERSION}")
+        # where the rows' paths must lie: this folder; for a reader only (a moved folder's rows
+        # name the old place until a run rebases them), the folder the database records
+        base = self.path.parent
+        if not create:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'folder'").fetchone()
+            base = Path(row[0]) if row is not None else base
+        self._rows_folder = os.path.realpath(base)
 
     def _open(self, create: bool) -> sqlite3.Row | None:
         """Set the connection up (creating the tables if asked); the stored schema version.
@@ -237,13 +243,8 @@ class JobDB:
         outside the folder is ever written, replaced or deleted on its say."""
         if path is None:
             return
-        base = self.path.parent
-        if not self._writable:  # a moved folder's rows name the old place until a run
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'folder'").fetchone()
-            base = Path(row[0]) if row is not None else base
-        folder = os.path.realpath(base)
         real = os.path.realpath(path)
-        if not os.path.isabs(path) or not real.startswith(folder + os.sep):
+        if not os.path.isabs(path) or not real.startswith(self._rows_folder + os.sep):
             raise OutputError(f"{self.path}: {what} names {path}, outside the batch folder "
                               f"{self.path.parent}; refusing to use this job database")
 

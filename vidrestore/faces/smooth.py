@@ -186,11 +186,16 @@ class LandmarkSmoother:
         return int(np.ceil(3 * t.post_sigma * np.sqrt(self.strength)))
 
     @property
+    def _guard_reach(self) -> int:
+        """Frames on either side of the guard's low-pass (three of its sigmas; 0: no guard)."""
+        t = self.tuning
+        return int(np.ceil(3 * t.guard_sigma)) if t.guard_px > 0 else 0
+
+    @property
     def history(self) -> int:
         """Past frames an estimate still reads: the post Gaussian's, and the guard's twice
         (its low-pass of the detections, and the excess around the frame)."""
-        reach = int(np.ceil(3 * self.tuning.guard_sigma)) if self.tuning.guard_px > 0 else 0
-        return 0 if self.strength == 0 else self._post_radius + 2 * reach
+        return 0 if self.strength == 0 else self._post_radius + 2 * self._guard_reach
 
     @property
     def last_frame(self) -> int:
@@ -245,7 +250,7 @@ class LandmarkSmoother:
         x, _, _, _ = rts_smoother(
             np.stack(self._xs[lo:]), np.stack(self._ps[lo:]), fs, np.stack(self._qs[lo:])
         )
-        reach = int(np.ceil(3 * self.tuning.guard_sigma)) if self.tuning.guard_px > 0 else 0
+        reach = self._guard_reach
         rows = np.arange(max(lo, i - reach), min(len(self._xs), i + reach + 1))
         if radius:
             estimates = self._post(x, rows - lo)
@@ -277,7 +282,7 @@ class LandmarkSmoother:
         here = estimates[int(np.searchsorted(rows, i))]
         if t.guard_px <= 0:
             return here.astype(np.float32)
-        reach = int(np.ceil(3 * t.guard_sigma))
+        reach = self._guard_reach
         raw = np.full((len(self._raw), 5, 2), np.nan)
         for k in range(max(0, int(rows[0]) - reach), min(len(raw), int(rows[-1]) + reach + 1)):
             if (r := self._raw[k]) is not None:

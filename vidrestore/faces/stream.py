@@ -51,8 +51,6 @@ class FaceStream:
     picture. Set it before the first frame.
     """
 
-    turns: int = 0  # (a class default too: for streams restored from older snapshots)
-
     def __init__(
         self,
         detector: FaceDetector,

@@ -108,17 +108,18 @@ class _Writer:
         import torch
 
         from ..io.frame import Frame
+        from ..models.placement import dtype_name
 
         if isinstance(o, torch.Tensor):
             t = o.detach().cpu().contiguous()
-            dtype = str(t.dtype).removeprefix("torch.")
+            dtype = dtype_name(t.dtype)
             if t.dtype == torch.bfloat16:
                 t = t.view(torch.int16)
             return {"@": "tensor", "dtype": dtype, "a": self.array(t.numpy())}
         if isinstance(o, torch.device):
             return {"@": "device", "v": str(o)}
         if isinstance(o, torch.dtype):
-            return {"@": "dtype", "v": str(o).removeprefix("torch.")}
+            return {"@": "dtype", "v": dtype_name(o)}
         if isinstance(o, Frame):
             return self._frame(o)
         kind = _kind(type(o))
