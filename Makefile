@@ -26,6 +26,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT)
+	$(VENV)/bin/mypy
 
 test: lint
 	$(VENV)/bin/pytest -q

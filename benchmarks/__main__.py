@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, tuple[list[str], str]] = {
     "bench_io": ([], "pass-through speed and memory against the ffmpeg program"),
     "bench_restore": (["overhead"], "pipeline cost over the network alone"),
     "bench_batch": (["--no-ray"], "batch machinery cost over a single pass"),
+    "bench_upscale": (["cost", "--budget", "30"],
+                      "seconds per frame of each background choice at 480p and 1080p, x2"),
     "bench_codeformer": (["--device", "cpu", "--batch-sizes", "1,2", "--dtypes", "float32"],
                          "network speed and memory per dtype and batch size"),
 }

@@ -37,8 +37,8 @@ from vidrestore.models import (
     load_codeformer_checkpoint,
     parse_dtype,
     precision,
-    synthetic_codeformer,
 )
+from vidrestore.testing.weights import synthetic_codeformer
 
 MiB = 2**20
 

@@ -1,6 +1,6 @@
 """End-to-end restore: pipeline overhead, GPU speed-up over the per-frame baseline, flat memory.
 
-Run: ``PYTHONPATH=. python -m benchmarks.bench_restore overhead|speedup|memory [options]``
+Run: ``PYTHONPATH=. python -m benchmarks.bench_restore overhead|speedup|memory|ceiling [...]``
 
 - ``overhead``: a clip with one face through ``restore_video`` versus the network alone on the
   same aligned faces (same device, dtype, batch). Reports seconds per face for both and their
@@ -13,6 +13,10 @@ Run: ``PYTHONPATH=. python -m benchmarks.bench_restore overhead|speedup|memory [
   with a face in every frame takes hours; ``--face-every 20 --face-for 1`` shows the face for
   one second in every twenty (a new track each time) and ``--variant codeformer_tiny`` uses
   the narrow network, so the 10-minute run takes minutes and still passes every stage.
+  ``--upscale 2`` (and ``--background``) measure the same for upscaled output.
+- ``ceiling``: the pipeline with a zero-cost stand-in for the network at 720p and 1080p with one
+  and four faces, beside the ffmpeg CLI transcoding the same clip with the same encoder
+  settings, and each stage timed alone (:mod:`benchmarks.ceiling`; ``--frames``).
 
 Without ``--weights`` the published-size network gets synthetic weights (same cost; the output
 is a texture). The clips are built from ``--face`` (default: a photo in ../shared/media).
@@ -81,11 +85,9 @@ def make_clip(path: Path, face: Path, *, size: tuple[int, int], frames: int, rat
 
 def synthetic_weights(path: Path, variant: str) -> Path:
     """Synthetic weights of a CodeFormer variant, laid out as the published file is."""
-    from vidrestore.models import VARIANTS, save_codeformer_checkpoint, synthetic_codeformer
+    from vidrestore.testing.weights import synthetic_checkpoint
 
-    if not path.exists():
-        save_codeformer_checkpoint(synthetic_codeformer(VARIANTS[variant]), path)
-    return path
+    return synthetic_checkpoint(path, variant)
 
 
 def network_only(options, clip: Path) -> tuple[float, int]:
@@ -143,7 +145,7 @@ def cmd_overhead(args: argparse.Namespace, tmp: Path) -> dict:
                           batch_size=args.batch_size, temporal=args.temporal)
     run_restore(clip, opts, tmp / "warm.mp4") if args.device != "cpu" else None
     secs, frames, faces = run_restore(clip, opts, tmp / "out.mp4")
-    net, n = network_only(opts, clip)
+    net, _ = network_only(opts, clip)
     return {"frames": frames, "faces": faces, "e2e_s_per_face": secs / faces,
             "network_s_per_face": net, "ratio": secs / faces / net}
 
@@ -162,6 +164,12 @@ def cmd_speedup(args: argparse.Namespace, tmp: Path) -> dict:
             "ratio": t_base / t_fast}
 
 
+def cmd_ceiling(args: argparse.Namespace, tmp: Path) -> dict:
+    from benchmarks.ceiling import run
+
+    return run(args.face, args.frames, tmp, args.device)
+
+
 def cmd_memory(args: argparse.Namespace, tmp: Path) -> dict:
     res = {}
     rate = 25
@@ -173,7 +181,8 @@ def cmd_memory(args: argparse.Namespace, tmp: Path) -> dict:
             "import resource,sys; from vidrestore.restore.api import restore_video;"
             "from vidrestore.restore.options import RestoreOptions;"
             f"s = restore_video({str(clip)!r}, {str(tmp / (label + '_out.mp4'))!r},"
-            f"RestoreOptions(weights={str(args.weights)!r}, device={args.device!r}),"
+            f"RestoreOptions(weights={str(args.weights)!r}, device={args.device!r},"
+            f"upscale={args.upscale}, background={args.background!r}),"
             "progress=False);"
             "print(sum(s.faces_restored.values()), len(s.faces_restored),"
             "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
@@ -191,7 +200,7 @@ def cmd_memory(args: argparse.Namespace, tmp: Path) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=("overhead", "speedup", "memory"))
+    p.add_argument("what", choices=("overhead", "speedup", "memory", "ceiling"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--batch-size", type=int, default=0)
@@ -203,15 +212,17 @@ def main() -> None:
     p.add_argument("--long-frames", type=int, default=400)
     p.add_argument("--face-every", type=float, default=0,
                    help="memory: the face comes back every this many seconds (0: always there)")
+    p.add_argument("--upscale", type=int, default=1, help="memory: output size multiple")
+    p.add_argument("--background", default="lanczos", help="memory: background upscaler")
     p.add_argument("--face-for", type=float, default=1.0,
                    help="memory: seconds the face stays each time it comes back")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        if args.weights is None:
+        if args.weights is None and args.what != "ceiling":
             args.weights = synthetic_weights(tmp / f"{args.variant}.pth", args.variant)
-        result = {"overhead": cmd_overhead, "speedup": cmd_speedup,
-                  "memory": cmd_memory}[args.what](args, tmp)
+        result = {"overhead": cmd_overhead, "speedup": cmd_speedup, "memory": cmd_memory,
+                  "ceiling": cmd_ceiling}[args.what](args, tmp)
     result.update(what=args.what, device=args.device, torch=torch.__version__,
                   threads=torch.get_num_threads(),
                   self_peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

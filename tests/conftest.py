@@ -44,6 +44,22 @@ def yunet_path(mirror_dir: Path) -> Path:
     return _need(mirror_dir / "face_detection_yunet_2026may.onnx")
 
 
+@pytest.fixture(scope="module")
+def detector(yunet_path: Path):
+    """The real YuNet detector with the default face options."""
+    from vidrestore.faces import FaceOptions, create_detector
+
+    return create_detector("yunet", FaceOptions(), model_path=yunet_path)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny CodeFormer variant with synthetic weights, as a checkpoint file."""
+    from synth import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _fresh_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The whole session runs as on a new machine, module and session fixtures included: an empty

@@ -15,17 +15,13 @@ import cv2
 import numpy as np
 
 from vidrestore.io.frame import Frame
-from vidrestore.models.codeformer import VARIANTS
-from vidrestore.models.loader import save_codeformer_checkpoint
-from vidrestore.models.synthetic import synthetic_codeformer
+from vidrestore.testing.weights import synthetic_checkpoint
 
 
 def tiny_checkpoint(path: Path) -> Path:
     """A checkpoint of the tiny CodeFormer variant with synthetic weights, as published files are
     laid out (state dict under ``params_ema``)."""
-    if not path.exists():
-        save_codeformer_checkpoint(synthetic_codeformer(VARIANTS["codeformer_tiny"]), path)
-    return path
+    return synthetic_checkpoint(path, "codeformer_tiny")
 
 
 def load_rgb(path: Path) -> np.ndarray:

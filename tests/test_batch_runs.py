@@ -436,6 +436,29 @@ def test_other_codecs_segments_equal_one_pass(tmp_path: Path, worker: SegmentWor
         assert (meta["codec_name"], meta["pix_fmt"]) == ("prores", "yuv444p10le")
 
 
+def test_upscaled_segments_equal_one_pass(tmp_path: Path, reel: Path, worker: SegmentWorker,
+                                          weights: Path) -> None:
+    """--upscale 2 in a batch: segments (tracks and temporal state carried across seams by
+    snapshots) join to the single pass's output, twice the size."""
+    import dataclasses
+
+    from vidrestore.restore.api import restore_video
+    from vidrestore.restore.pipeline import Restorer
+
+    restore, faces = _options(weights)
+    restore = dataclasses.replace(restore, upscale=2)
+    ref = tmp_path / "ref.mkv"
+    restore_video(reel, ref, restore, faces=faces, writer=WriterOptions(codec="ffv1"),
+                  progress=False, restorer=Restorer(restore, faces, model=worker.model,
+                                                    detector=worker.detector))
+    config = BatchConfig(tmp_path / "out", restore=restore, faces=faces,
+                         batch=BatchOptions(segment_frames=3))
+    assert run_batch([reel], config, worker=worker).ok
+    got = tmp_path / "out" / "reel.mkv"
+    assert _packets(got) == _packets(ref)
+    assert (_ffprobe_video(got)["width"], _ffprobe_video(got)["height"]) == (2 * W, 2 * H)
+
+
 # -- the batch folder and the command line --------------------------------------------------------
 def test_outputs_never_replace_inputs_or_strangers(tmp_path: Path, weights: Path) -> None:
     """A batch written into its own source folder, or over a file of the user's, takes a free

@@ -31,7 +31,7 @@ from vidrestore.batch.interlace import (
 )
 from vidrestore.batch.jobs import JobDB, SegmentRecord
 from vidrestore.batch.join import check_chain, remux
-from vidrestore.batch.segments import video_only
+from vidrestore.batch.plan import video_only
 from vidrestore.batch.sources import Source, content_hash, expand_sources, fingerprint
 from vidrestore.errors import OutputError, UsageError
 from vidrestore.io import VideoReader, VideoWriter, WriterOptions

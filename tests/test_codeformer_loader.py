@@ -15,10 +15,10 @@ from vidrestore.models import (
     load_codeformer_checkpoint,
     load_restorer,
     save_codeformer_checkpoint,
-    synthetic_codeformer,
 )
 from vidrestore.models.codeformer import VARIANTS
 from vidrestore.models.loader import canonicalize, infer_config
+from vidrestore.testing.weights import synthetic_codeformer
 
 TINY = VARIANTS["codeformer_tiny"]
 
@@ -187,7 +187,7 @@ def test_pickled_objects_are_not_executed(tmp_path: Path) -> None:
 
 def test_unreadable_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="junk.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"junk\.pth: not a readable PyTorch checkpoint"):
         load_codeformer_checkpoint(tmp_path / "junk.pth")
     good = tmp_path / "good.pth"
     torch.save({"a": torch.zeros(1000)}, good)
@@ -195,10 +195,10 @@ def test_unreadable_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"cut.pth: not a readable PyTorch checkpoint \("
                        "PytorchStreamReader failed"):
         load_codeformer_checkpoint(tmp_path / "cut.pth")
-    with pytest.raises(WeightsError, match="nowhere.pth: checkpoint file not found"):
+    with pytest.raises(WeightsError, match=r"nowhere\.pth: checkpoint file not found"):
         load_codeformer_checkpoint(tmp_path / "nowhere.pth")
     (tmp_path / "model.onnx").write_bytes(b"x")
-    with pytest.raises(CheckpointError, match="unknown checkpoint extension '.onnx'"):
+    with pytest.raises(CheckpointError, match=r"unknown checkpoint extension '\.onnx'"):
         load_codeformer_checkpoint(tmp_path / "model.onnx")
     with pytest.raises(UsageError, match="dtype 'int8' is not one of"):
         load_codeformer_checkpoint(tmp_path / "junk.pth", dtype="int8")

@@ -24,10 +24,9 @@ from vidrestore.models import (
     CodeFormerConfig,
     Encoded,
     load_codeformer_checkpoint,
-    synthetic_codeformer,
-    synthetic_state_dict,
 )
 from vidrestore.models.codeformer import VARIANTS
+from vidrestore.testing.weights import synthetic_codeformer, synthetic_state_dict
 
 ATOL = 1e-4
 GOLDENS = {0.0: "golden_w0.pt", 0.5: "golden_w05.pt", 1.0: "golden_w1.pt"}

@@ -22,10 +22,10 @@ from vidrestore.models import (
     parse_dtype,
     precision,
     supported_dtypes,
-    synthetic_codeformer,
 )
 from vidrestore.models.blocks import AttnBlock, GroupNorm
 from vidrestore.models.codeformer import VARIANTS
+from vidrestore.testing.weights import synthetic_codeformer
 
 pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
@@ -43,7 +43,7 @@ def test_dtype_spellings(name: str | torch.dtype, dtype: torch.dtype) -> None:
 def test_unsupported_dtypes_are_refused() -> None:
     with pytest.raises(UsageError, match="dtype 'float64' is not one of float32, fp32"):
         parse_dtype("float64")
-    with pytest.raises(UsageError, match="torch.int8 is not supported"):
+    with pytest.raises(UsageError, match=r"torch\.int8 is not supported"):
         parse_dtype(torch.int8)
     assert supported_dtypes("cpu") == (torch.float32, torch.bfloat16, torch.float16)
 

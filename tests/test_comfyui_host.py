@@ -64,6 +64,11 @@ CHUNK = 10  # Meta Batch Manager frames_per_batch: chunks of 10, 10, 4
 BATCH = 2  # faces per network batch (the CPU default), also given to the CLI
 RATE = 25
 SERVER_START_S = 180.0
+ANIME = "realesr-animevideov3.ncnn-fp16.pth"  # real compact x4 weights in the mirror
+UPSCALER = "realesr-animevideov3.pth"  # its link in upscale_models
+NOT_SR = "restoration-1x.pth"  # a 1x compact network: spandrel reads it as restoration
+UP_N = 4  # frames of the upscaled runs
+UP_CHUNK = 2
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TERMINAL = ("execution_success", "execution_error", "execution_interrupted")
 # Video Combine, 16-bit FFV1 with FLAC sound: 8-bit frames k/255 are stored as k*257, exactly
@@ -412,8 +417,25 @@ def checkpoint(host_tree: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(host_tree: Path, comfy_python: Path, checkpoint: Path, media_dir: Path,
-           mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Comfy]:
+def upscale_models(host_tree: Path, mirror_dir: Path) -> Path:
+    """ComfyUI's ``models/upscale_models`` (of the temporary tree) with a link to the mirror's
+    real compact x4 network and a 1x restoration network (no super-resolution model)."""
+    from spandrel.architectures.Compact import Compact
+
+    folder = host_tree / "ComfyUI" / "models" / "upscale_models"
+    folder.mkdir(parents=True, exist_ok=True)
+    if (mirror_dir / ANIME).is_file():
+        (folder / UPSCALER).symlink_to(mirror_dir / ANIME)
+    torch.manual_seed(0)
+    net = Compact(num_in_ch=3, num_out_ch=3, num_feat=4, num_conv=1, upscale=1)
+    torch.save(net.state_dict(), folder / NOT_SR)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(host_tree: Path, comfy_python: Path, checkpoint: Path, upscale_models: Path,
+           media_dir: Path, mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Comfy]:
     comfy = host_tree / "ComfyUI"
     nodes = comfy / "custom_nodes"
     shutil.move(str(host_tree / "ComfyUI-VideoHelperSuite"), nodes / "ComfyUI-VideoHelperSuite")
@@ -548,6 +570,25 @@ def _corners(out: np.ndarray, ref: np.ndarray, size: int = 24) -> int:
                    d[:, -size:, :size].max(), d[:, -size:, -size:].max()))
 
 
+def _command(frames: np.ndarray, tmp_path: Path, checkpoint: Path, mirror_dir: Path,
+             *flags: str) -> np.ndarray:
+    """``vidrestore restore`` with the workflows' settings (and ``flags``) on ``frames``,
+    stored losslessly: its frames."""
+    clip = write_clip(tmp_path / "source.mkv", list(frames), rate=RATE, audio=False,
+                      codec="ffv1", pix_fmt="bgr0")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "PYTHONPATH": str(REPO), "VIDRESTORE_MIRROR": str(mirror_dir),
+           "VIDRESTORE_HOME": str(tmp_path / "home"), "VIDRESTORE_OFFLINE": "1"}
+    res = _run([sys.executable, "-m", "vidrestore", "restore", str(clip), "-o",
+                str(tmp_path / "seq" / "f_%03d.png"), "--weights", str(checkpoint),
+                "--device", "cpu", "--dtype", "float32", "--batch-size", str(BATCH),
+                "--fidelity", "0.5", "--temporal", "window", "--window", "4",
+                "--no-progress", *flags], timeout=600, env=env)
+    assert res.returncode == 0, res.stderr
+    return np.stack([load_rgb(tmp_path / "seq" / f"f_{i:03d}.png")
+                     for i in range(1, len(frames) + 1)])
+
+
 def _assert_ok(run: Run, server: Comfy) -> None:
     end = run.end
     assert end.type == "execution_success", (
@@ -627,18 +668,7 @@ def test_whole_batch_restores_like_the_command(whole: WholeRun, source_frames: n
     assert whole.report["tracks"]
 
     # the command on the very frames Load Video gave (its own decoder differs from OpenCV's)
-    clip = write_clip(tmp_path / "source.mkv", list(source_frames), rate=RATE, audio=False,
-                      codec="ffv1", pix_fmt="bgr0")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-           "PYTHONPATH": str(REPO), "VIDRESTORE_MIRROR": str(mirror_dir),
-           "VIDRESTORE_HOME": str(tmp_path / "home"), "VIDRESTORE_OFFLINE": "1"}
-    res = _run([sys.executable, "-m", "vidrestore", "restore", str(clip), "-o",
-                str(tmp_path / "seq" / "f_%03d.png"), "--weights", str(checkpoint),
-                "--device", "cpu", "--dtype", "float32", "--batch-size", str(BATCH),
-                "--fidelity", "0.5", "--temporal", "window", "--window", "4",
-                "--no-progress"], timeout=600, env=env)
-    assert res.returncode == 0, res.stderr
-    cli = np.stack([load_rgb(tmp_path / "seq" / f"f_{i:03d}.png") for i in range(1, N + 1)])
+    cli = _command(source_frames, tmp_path, checkpoint, mirror_dir)
     assert np.array_equal(out.frames, cli), (
         f"{(out.frames != cli).any(axis=-1).mean():.4f} of the pixels differ, "
         f"by up to {np.abs(out.frames.astype(int) - cli).max()}")
@@ -657,7 +687,7 @@ def test_progress_moves_during_the_run(whole: WholeRun) -> None:
     # the bar keeps moving: no silence of many batches (one batch may be slow on a busy machine)
     per_batch = (end - start) / (2 * batches)
     times = [e.t for e in prog] + [end]
-    gap = max(b - a for a, b in zip(times, times[1:], strict=False))
+    gap = max(b - a for a, b in itertools.pairwise(times))
     assert prog[0].t - start < 0.5 * (end - start), "the first progress came late"
     assert gap <= max(2.0, 8 * per_batch), (
         f"no progress for {gap:.2f} s (a network batch takes ~{per_batch:.2f} s): "
@@ -804,3 +834,82 @@ def test_bad_input_is_one_readable_error(server: Comfy, bad: dict[str, Any], nam
                                      "detector": "yunet"}},
                     "5": _show(["3", 1])}, timeout=120)
     _assert_ok(ok, server)
+
+
+# -- upscaled output ------------------------------------------------------------------------------
+def _upscale_loader(name: str) -> dict[str, Any]:
+    return {"class_type": "UpscaleModelLoader", "inputs": {"model_name": name}}
+
+
+@pytest.fixture(scope="module")
+def upscaled(server: Comfy, upscale_models: Path) -> WholeRun:
+    """The clip's first frames through core's Load Upscale Model and Restore Faces at
+    upscale 2."""
+    if not (upscale_models / UPSCALER).exists():
+        pytest.skip(f"{ANIME} is not in the mirror")
+    graph = {"1": _load("faces.mp4", cap=UP_N), "2": _model(), "6": _upscale_loader(UPSCALER),
+             "3": _restore(["1", 0], upscale=2, upscale_model=["6", 0]),
+             "4": _combine(["3", 0], "upscaled"), "5": _show(["3", 1])}
+    with server.client() as c:
+        run = c.run(graph)
+    _assert_ok(run, server)
+    return WholeRun(run, _decode(_output_file(run, "4")), _report(run))
+
+
+def test_upscale_model_input_upscales_like_the_command(upscaled: WholeRun,
+                                                      source_frames: np.ndarray,
+                                                      checkpoint: Path, mirror_dir: Path,
+                                                      tmp_path: Path) -> None:
+    from vidrestore.upscale import Upscaler, load_background
+
+    src = source_frames[:UP_N]
+    out = upscaled.video.frames
+    assert out.shape == (UP_N, 2 * H, 2 * W, 3)
+    assert upscaled.report["video"]["width"] == W  # tracks stay in source coordinates
+    # the command with the same file as --background gives the same frames
+    cli = _command(src, tmp_path, checkpoint, mirror_dir, "--upscale", "2",
+                   "--background", str(mirror_dir / ANIME))
+    assert np.array_equal(out, cli), (
+        f"{(out != cli).any(axis=-1).mean():.4f} of the pixels differ, "
+        f"by up to {np.abs(out.astype(int) - cli).max()}")
+    # away from the face the frame is the model's picture (spandrel-loaded in this process)
+    canvas = Upscaler(2, load_background(mirror_dir / ANIME, device="cpu")).canvas(src[0])
+    assert _corners(out[:1], canvas[None], size=48) <= 1
+    lanczos = Upscaler(2).canvas(src[0])
+    assert _corners(out[:1], lanczos[None], size=48) > 1  # not the Lanczos background
+    # the bar moved through the run and ended full
+    values = [(e.data["value"], e.data["max"]) for e in _progress(upscaled.run, "3")]
+    assert len(values) > 1 and [v for v, _ in values] == sorted(v for v, _ in values)
+    assert values[-1][0] == values[-1][1], values
+
+
+def test_upscaled_meta_batch_chunks_continue(server: Comfy, upscaled: WholeRun) -> None:
+    graph = {"0": {"class_type": "VHS_BatchManager", "inputs": {"frames_per_batch": UP_CHUNK}},
+             "1": _load("faces.mp4", cap=UP_N, meta=["0", 0]), "2": _model(),
+             "6": _upscale_loader(UPSCALER),
+             "3": _restore(["1", 0], temporal="recurrent", upscale=2, upscale_model=["6", 0],
+                           meta_batch=["0", 0]),
+             "4": _combine(["3", 0], "upscaled-chunks", meta=["0", 0]), "5": _show(["3", 1])}
+    with server.client() as c:
+        runs = c.run_requeued(graph)
+    assert [r.end.type for r in runs] == ["execution_success"] * (UP_N // UP_CHUNK), (
+        [(r.end.type, r.end.data.get("exception_message")) for r in runs])
+    out = _decode(_output_file(runs[-1], "4")).frames
+    assert out.shape == (UP_N, 2 * H, 2 * W, 3)
+    # the second chunk continued the video (frame numbers, track) with the same model
+    frames = [[f["frame"] for t in _report(r)["tracks"] for f in t["frames"]] for r in runs]
+    assert frames[1] == list(range(UP_CHUNK, UP_N)), frames
+    assert _corners(out, upscaled.video.frames, size=48) <= 1  # the same background
+
+
+def test_upscale_model_that_is_no_super_resolution_model(server: Comfy,
+                                                        upscale_models: Path) -> None:
+    graph = {"1": _load("faces.mp4", cap=2), "2": _model(), "6": _upscale_loader(NOT_SR),
+             "3": _restore(["1", 0], upscale=2, upscale_model=["6", 0]), "5": _show(["3", 1])}
+    with server.client() as c:
+        run = c.run(graph)
+    end = run.end
+    assert end.type == "execution_error" and end.data.get("node_id") == "3", end
+    message = str(end.data.get("exception_message", "")).strip()
+    assert "\n" not in message and len(message) < 400 and "Traceback" not in message, message
+    assert message.startswith("upscale_model: ") and "not a super-resolution model" in message

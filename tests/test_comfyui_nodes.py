@@ -294,17 +294,23 @@ def _fake_comfy(root: Path, stop_after: int) -> None:
 
         calls = 0
 
+        interrupt_processing = False  # Cancel pressed (set by a test's model)
+
         def throw_exception_if_processing_interrupted():
-            global calls
+            global calls, interrupt_processing
             calls += 1
-            if calls > {stop_after}:
+            if calls > {stop_after} or interrupt_processing:
+                interrupt_processing = False
                 raise InterruptProcessingException()
 
         def get_torch_device():
             return "cpu"
     """))
     (pkg / "utils.py").write_text(textwrap.dedent("""
+        import time
+
         updates = []
+        times = []
 
         class ProgressBar:
             def __init__(self, total, node_id=None):
@@ -315,6 +321,7 @@ def _fake_comfy(root: Path, stop_after: int) -> None:
                 self.total = total if total is not None else self.total
                 self.current = min(value, self.total)
                 updates.append((self.current, self.total))
+                times.append(time.monotonic())
 
             def update(self, value):
                 self.update_absolute(self.current + value)
@@ -446,3 +453,240 @@ def test_example_workflow_fits_the_nodes(plugin: ModuleType) -> None:
                 assert value in kind, name
             elif kind in ("INT", "FLOAT"):
                 assert opts["min"] <= value <= opts.get("max", float("inf")), name
+
+
+# -- upscaled output ------------------------------------------------------------------------------
+ANIME = "realesr-animevideov3.ncnn-fp16.pth"  # real, trained compact x4 weights (fast on a CPU)
+BACKGROUND_THREAD = "vidrestore-background"
+
+
+@pytest.fixture(scope="module")
+def anime(mirror_dir: Path) -> Path:
+    path = mirror_dir / ANIME
+    if not path.is_file():
+        pytest.skip(f"{path} is not in the mirror")
+    return path
+
+
+def _as_host_loads(model: Any) -> Any:
+    """What ComfyUI's Load Upscale Model adds: a model patcher (its device management) that
+    refers to the network."""
+    model.patcher = SimpleNamespace(model=model.model, load_device=torch.device("cpu"))
+    return model
+
+
+def _host_model(path: Path) -> Any:
+    """An ``UPSCALE_MODEL`` as Load Upscale Model makes it: the file's state dict to spandrel."""
+    import spandrel
+
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    return _as_host_loads(spandrel.ModelLoader().load_from_state_dict(sd).eval())
+
+
+def _compact(scale: int, seed: int = 0) -> Any:
+    """A very small RealESRGAN compact network with random weights, as the host loads it."""
+    import spandrel
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(seed)
+    net = Compact(num_in_ch=3, num_out_ch=3, num_feat=4, num_conv=1, upscale=scale)
+    return _as_host_loads(spandrel.ModelLoader().load_from_state_dict(net.state_dict()).eval())
+
+
+def _background_threads(timeout: float = 5.0) -> list[Any]:
+    """The node's run-ahead threads still alive after ``timeout`` s (closed ones end)."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [t for t in threading.enumerate() if t.name.startswith(BACKGROUND_THREAD)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _pixels(images: torch.Tensor) -> np.ndarray:
+    return np.rint(images[..., :3].numpy() * 255).astype(np.uint8)
+
+
+def test_upscale_inputs_come_from_the_options(plugin: ModuleType) -> None:
+    spec = _node(plugin, "VidrestoreRestoreFaces").INPUT_TYPES()
+    opt = spec["optional"]
+    fields = {f.name: f for f in dataclasses.fields(RestoreOptions)}
+    assert opt["upscale_model"][0] == "UPSCALE_MODEL"  # core's Load Upscale Model
+    assert opt["upscale"][0] == "INT" and opt["upscale"][1]["default"] == 1
+    assert (opt["upscale"][1]["min"], opt["upscale"][1]["max"]) == (
+        fields["upscale"].metadata["min"], fields["upscale"].metadata["max"])
+    assert opt["bg_tile"][1]["max"] == fields["bg_tile"].metadata["max"]
+    assert opt["face_upsample"][0] == "BOOLEAN" and opt["face_upsample"][1]["default"] is False
+    assert opt["background"][0] == ["lanczos", "realesrgan-x2", "realesrgan-x4",
+                                    "realesr-animevideov3"]
+    assert "upscale_model" in opt["upscale"][1]["tooltip"]
+    # new inputs are optional and last: saved workflows (widget values in order) stay valid
+    names = list(opt)
+    assert names[-4:] == ["upscale", "background", "face_upsample", "bg_tile"]
+    assert not {"upscale", "background", "face_upsample", "bg_tile"} & set(spec["required"])
+
+
+def test_upscale_model_is_the_background(plugin: ModuleType, images: torch.Tensor, model: Any,
+                                         anime: Path) -> None:
+    from vidrestore.restore.pipeline import Restorer
+    from vidrestore.upscale import Upscaler, load_background
+
+    few = images[:2]
+    host_model = _host_model(anime)
+    weights = {k: v.clone() for k, v in host_model.model.state_dict().items()}
+    out, report = _restore(plugin, None, few, model, upscale=2, upscale_model=host_model)
+    assert out.shape == (2, 2 * H, 2 * W, 3) and out.dtype == torch.float32
+    # the host's model is left as the host keeps it (other nodes use it): place, type, weights
+    assert host_model.device == torch.device("cpu") and host_model.dtype == torch.float32
+    assert all(torch.equal(v, weights[k]) for k, v in host_model.model.state_dict().items())
+    video = json.loads(report)["video"]  # tracks stay in source coordinates
+    assert (video["width"], video["height"]) == (W, H)
+
+    # the library with the same options and the same file gives the very same frames
+    plugin_convert = sys.modules[plugin.__name__ + ".convert"]
+    frames = plugin_convert.frames_from_images(few, np.dtype(np.uint8))
+    ref = Restorer(RestoreOptions(upscale=2, device="cpu", dtype="float32"), FaceOptions(),
+                   model=model, background=load_background(anime, device="cpu"))
+    try:
+        expected = np.stack([f.pixels for f in ref.process(frames)])
+    finally:
+        ref.close()
+    assert np.array_equal(_pixels(out), expected)
+    # the library's background there is the model's: away from the face not Lanczos's
+    corner = (slice(0, 40), slice(2 * W - 40, 2 * W))
+    lanczos = Upscaler(2).canvas(_pixels(few)[0])
+    assert np.abs(_pixels(out)[0][corner].astype(int) - lanczos[corner]).mean() > 0.5
+    assert not _background_threads()  # a whole batch lets its thread go
+
+
+def test_upscaled_chunks_continue_one_video(plugin: ModuleType, images: torch.Tensor,
+                                            model: Any) -> None:
+    host_model = _compact(2)
+    inputs = {"temporal": "recurrent", "session": "up", "upscale": 2,
+              "upscale_model": host_model}
+    whole = _restore(plugin, None, images, model, **inputs)[0]
+    assert whole.shape == (N, 2 * H, 2 * W, 3)
+    node = _node(plugin, "VidrestoreRestoreFaces")()
+    parts, state = [], None
+    for a, b in CHUNKS:
+        parts.append(_restore(plugin, node, images[a:b], model, **inputs)[0])
+        state = state or node.slot.current.state
+        assert node.slot.current.state is state  # the same video, chunk after chunk
+    assert torch.equal(torch.cat(parts), whole)
+    # the restorer works on its own copy of the host's model, without the host's patcher
+    own = state.upscaler.model.model
+    assert own is not host_model and own.model is not host_model.model
+    assert own.patcher is None and host_model.patcher.model is host_model.model
+    # another model (even with the same weights) or other upscale settings: another video
+    for change in ({"upscale_model": _compact(2)}, {"bg_tile": 64}, {"upscale": 3}):
+        before = node.slot.current.state
+        out = _restore(plugin, node, images[:1], model, **{**inputs, **change})[0]
+        assert node.slot.current.state is not before
+        assert out.shape[1:3] == (H * change.get("upscale", 2), W * change.get("upscale", 2))
+    assert len(_background_threads(0.5)) <= 1  # replaced videos let their threads go
+    node.slot.drop()
+    assert not _background_threads()
+
+
+def test_upscaled_lanczos_keeps_16_bits_and_alpha(plugin: ModuleType, model: Any) -> None:
+    import cv2
+
+    rng = np.random.default_rng(7)
+    smooth = torch.from_numpy(rng.random((2, 48, 64, 4), dtype=np.float32))  # RGBA, not 8-bit
+    out, _ = _restore(plugin, None, smooth, model, upscale=3)
+    assert out.shape == (2, 144, 192, 4)
+    convert = sys.modules[plugin.__name__ + ".convert"]
+    for i in range(2):
+        wide = convert.to_pixels(smooth[i], np.dtype(np.uint16))
+        rgb = cv2.resize(wide, (192, 144), interpolation=cv2.INTER_LANCZOS4)
+        assert torch.equal(out[i, ..., :3], convert.to_image(rgb))
+        alpha = cv2.resize(smooth[i, ..., 3].numpy(), (192, 144),
+                           interpolation=cv2.INTER_LANCZOS4)
+        assert np.allclose(out[i, ..., 3].numpy(), np.clip(alpha, 0, 1), atol=1e-6)
+
+
+def test_upscale_errors_are_one_line(plugin: ModuleType, images: torch.Tensor, model: Any
+                                     ) -> None:
+    from vidrestore.errors import CheckpointError, UsageError
+
+    node = _node(plugin, "VidrestoreRestoreFaces")()
+    with pytest.raises(CheckpointError, match=r"^upscale_model: spandrel reads it as RealESRGAN "
+                       r"Compact, a restoration model without upscaling, not a "
+                       r"super-resolution model$"):
+        _restore(plugin, node, images[:1], model, upscale=2, upscale_model=_compact(1),
+                 session="bad")
+    assert node.slot.current is None
+    with pytest.raises(UsageError, match=r"^face_upsample needs a background model: connect "
+                       r"upscale_model"):
+        _restore(plugin, node, images[:1], model, upscale=2, face_upsample=True)
+    # with a model connected, face_upsample is accepted (whatever background says)
+    out = _restore(plugin, node, images[:1], model, upscale=2, face_upsample=True,
+                   upscale_model=_compact(2))[0]
+    assert out.shape == (1, 2 * H, 2 * W, 3)
+
+
+def test_named_background_comes_from_the_weights_cache(plugin: ModuleType, images: torch.Tensor,
+                                                       model: Any, anime: Path) -> None:
+    from vidrestore.weights import WeightStore
+
+    few = images[:1]
+    WeightStore.from_env().import_file("realesr-animevideov3", anime)  # a copy, in tmp
+    named = _restore(plugin, None, few, model, upscale=2, background="realesr-animevideov3")[0]
+    hosted = _restore(plugin, None, few, model, upscale=2, upscale_model=_host_model(anime),
+                      background="realesrgan-x4")[0]  # the connected model wins
+    assert named.shape == (1, 2 * H, 2 * W, 3) and torch.equal(named, hosted)
+
+
+def _slow_model(seconds: float, *, cancel_at: int = 0
+                ) -> tuple[Any, list[tuple[float, float]], list[float]]:
+    """A compact x2 network whose every call takes ``seconds``; the ``cancel_at``-th call
+    presses ComfyUI's Cancel as it starts. Returns it, the calls' (start, end) times and when
+    Cancel was pressed."""
+    import time
+
+    host_model = _compact(2)
+    calls: list[tuple[float, float]] = []
+    pressed: list[float] = []
+
+    def slow(module: Any, args: Any) -> None:
+        t0 = time.monotonic()
+        if len(calls) + 1 == cancel_at:
+            sys.modules["comfy.model_management"].interrupt_processing = True
+            pressed.append(t0)
+        time.sleep(seconds)
+        calls.append((t0, time.monotonic()))
+
+    host_model.model.register_forward_pre_hook(slow)  # copied with the network
+    return host_model, calls, pressed
+
+
+def test_progress_and_cancel_while_the_background_is_slow(plugin: ModuleType,
+                                                          images: torch.Tensor, model: Any,
+                                                          tmp_path: Path) -> None:
+    import time
+
+    few, n = images[:3], 3
+    host_model, calls, _ = _slow_model(0.4)
+    _, cu, node = _run_with_cancel(plugin, few, model, tmp_path / "all", 10**6,
+                                   batch_size=1, upscale=2, upscale_model=host_model)
+    assert not hasattr(node, "cancelled") and len(calls) == n  # one call per frame
+    values = [v for v, _ in cu.updates]
+    assert values == sorted(values)
+    # the bar counts the background's calls too, and ends full
+    assert cu.updates[-1] == (n + 2 * n + n, n + 2 * n + n)
+    # it is redrawn while each background is made (the node waits for the model's thread)
+    during = [sum(a < t < b for t in cu.times) for a, b in calls]
+    assert min(during) >= 1 and sum(during) >= 2 * n, during
+
+    # Cancel pressed while a background is made: honoured within a poll, not after the call
+    host_model, calls, pressed = _slow_model(2.0, cancel_at=2)
+    _, cu, node = _run_with_cancel(plugin, few, model, tmp_path / "cancel", 10**6,
+                                   batch_size=1, upscale=2, upscale_model=host_model)
+    ended = time.monotonic()
+    assert node.cancelled and node.slot.current is None
+    assert pressed and ended - pressed[0] < 1.0, (calls, ended - pressed[0])
+    assert not _background_threads()  # the call in progress ends, no other one starts
+    assert len(calls) == 2, calls

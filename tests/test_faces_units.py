@@ -214,7 +214,7 @@ def test_real_footage_measures_on_known_signals() -> None:
         jitter_reduction,
     )
 
-    line = np.array([TEMPLATE_512 + (2.5 * t, 0) for t in range(40)], dtype=np.float64)
+    line = np.array([TEMPLATE_512 + np.array((2.5 * t, 0)) for t in range(40)], dtype=np.float64)
     wobble = line + np.array([(-1) ** t for t in range(40)])[:, None, None] * (0.5, 0)
     # a Gaussian keeps steady motion (away from the ends) and removes the wobble
     smooth = gaussian_baseline(wobble, 3)
@@ -228,7 +228,7 @@ def test_real_footage_measures_on_known_signals() -> None:
     assert np.isnan(d[7]) and np.nanmax(d[5:35]) < 0.25  # the line is the wobble's low-pass
     assert np.nanmax(d[14:30]) < 0.01  # (away from the bridged frame and the ends)
     # a constant shift of 4 px (scale 1) is drift and a lasting offset alike
-    shifted = line + (4.0, 0.0)
+    shifted = line + np.array((4.0, 0.0))
     assert drift_summary(detector_offset(shifted, line)).p50 == pytest.approx(4.0)
     s = drift_summary(drift(shifted, line), limit=3.0)
     assert s.p50 == pytest.approx(4.0) and s.frames == 40
@@ -250,7 +250,8 @@ def test_report_says_how_far_the_points_stay_from_the_detections(caplog) -> None
         return TrackEntry(track_id, tuple(face_entry(f, None, None) for f in faces))
 
     # scale 0.35 frame px per template px: 12 frame px are 34 template px
-    report = TrackReport({}, (entry(smooth_offline(raw, None), 1), entry(truth + (12.0, 0), 2)))
+    away_track = entry(truth + np.array((12.0, 0)), 2)
+    report = TrackReport({}, (entry(smooth_offline(raw, None), 1), away_track))
     steady, away = (t.alignment() for t in report.tracks)
     assert steady["jitter_reduction"] > 8 and steady["offset_p95"] < 5 and not steady["doubtful"]
     assert away["doubtful"] and away["offset_p95"] == pytest.approx(12 / 0.35, rel=0.05)
@@ -265,15 +266,17 @@ def test_report_says_how_far_the_points_stay_from_the_detections(caplog) -> None
 
 def test_metrics_on_known_signals() -> None:
     truth = trajectory(60, "sway")
-    line = np.array([TEMPLATE_512 + (2.5 * t, 0) for t in range(20)])
+    line = np.array([TEMPLATE_512 + np.array((2.5 * t, 0)) for t in range(20)])
     assert jitter(line) == pytest.approx(0.0, abs=1e-9)
     wobble = line + np.array([(-1) ** t for t in range(20)])[:, None, None] * (0.5, 0)
     assert jitter(wobble) == pytest.approx(2.0, rel=1e-6)  # |(+-0.5) * 4| at scale 1
     # a constant offset (in face coordinates) is the detector's bias, not an error
-    assert path_error(line + (3.0, -2.0), line) == pytest.approx(0.0, abs=1e-9)
-    assert path_error(line + (3.0, -2.0), line, remove_offset=False) == pytest.approx(
+    offset = np.array((3.0, -2.0))
+    assert path_error(line + offset, line) == pytest.approx(0.0, abs=1e-9)
+    assert path_error(line + offset, line, remove_offset=False) == pytest.approx(
         math.hypot(3, 2))
-    assert path_error(truth + (3.0, 0), truth) > 0.1  # fixed in the frame: turns with the face
+    # fixed in the frame: turns with the face
+    assert path_error(truth + np.array((3.0, 0)), truth) > 0.1
     late = np.concatenate([truth[:2], truth[:-2]])
     assert lag(late, truth) == pytest.approx(2.0, abs=0.1)
 

@@ -82,7 +82,7 @@ def test_yunet_finds_every_face_of_real_photos(media_dir, yunet_path, name, coun
     faces = YuNetDetector(yunet_path, detect_size=2048).detect([image])[0]
     assert len(faces) == count
     for d in faces:
-        (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = d.landmarks
+        (lx, ly), (rx, ry), (_, ny), (mlx, mly), (mrx, mry) = d.landmarks
         assert lx < rx and mlx < mrx  # template order: image-left first
         assert max(ly, ry) < ny < min(mly, mry)
         x1, y1, x2, y2 = d.box
@@ -243,7 +243,7 @@ def test_clip_without_faces_and_faces_below_min_face(yunet, sprites) -> None:
 @pytest.mark.parametrize("confirm_score", [0.85, 1.0])
 def test_causal_mode_returns_every_frame_at_once(yunet, sprites, confirm_score) -> None:
     path = Motion((100, 150), velocity=(4.0, 0.0), scale=0.45)
-    frames, truth = clip([Scene(20, [Actor(sprites[2], path)], seed=4)])
+    frames, _ = clip([Scene(20, [Actor(sprites[2], path)], seed=4)])
     options = FaceOptions(causal=True, batch=4, confirm_score=confirm_score)
     stream = FaceStream(yunet, options)
     assert stream.lookahead == 0

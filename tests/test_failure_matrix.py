@@ -480,7 +480,7 @@ def test_matrix_is_large() -> None:
 # -- hostile files read in process ---------------------------------------------------------------
 def test_a_pickled_snapshot_runs_no_code(tmp_path: Path, world: World) -> None:
     from vidrestore.batch.jobs import SegmentRecord
-    from vidrestore.batch.segments import load_state
+    from vidrestore.batch.workfiles import load_state
     from vidrestore.restore.snapshot import SnapshotError, loads
 
     blob = pickle.dumps({"restorer": Marker(str(world.marker)), "weave": None})
@@ -488,7 +488,7 @@ def test_a_pickled_snapshot_runs_no_code(tmp_path: Path, world: World) -> None:
     state.write_bytes(blob)
     rec = SegmentRecord(1, 0, 0, frames=4, status="done", state_path=str(state),
                         state_hash=hashlib.sha256(blob).hexdigest())
-    with pytest.raises(SnapshotError, match="not a vidrestore snapshot|damaged"):
+    with pytest.raises(SnapshotError, match=r"not a vidrestore snapshot|damaged"):
         load_state(rec)
     with pytest.raises(SnapshotError):
         loads(blob, ())
@@ -512,7 +512,7 @@ def test_a_snapshot_names_only_allowed_types(tmp_path: Path) -> None:
 
 
 class _Endless(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the library's name
+    def do_GET(self) -> None:  # the name http.server calls
         self.send_response(200)
         self.end_headers()
         try:

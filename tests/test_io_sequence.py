@@ -81,7 +81,7 @@ def test_mixed_sizes_and_empty_folders_fail(tmp_path: Path) -> None:
         VideoReader(tmp_path, fps=10)
     cv2.imwrite(str(tmp_path / "a1.png"), np.zeros((8, 8, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "a2.png"), np.zeros((8, 10, 3), np.uint8))
-    with pytest.raises(SourceError, match="a2.png: is 10x8"):
+    with pytest.raises(SourceError, match=r"a2\.png: is 10x8"):
         read_all(tmp_path, fps=10)
 
 

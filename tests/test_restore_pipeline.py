@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -17,9 +18,9 @@ import cv2
 import numpy as np
 import pytest
 from procs import default_sigint
-from synth import as_frames, load_rgb, pan_frames, tiny_checkpoint, write_clip
+from synth import as_frames, load_rgb, pan_frames, write_clip
 
-from vidrestore.faces import FaceOptions, create_detector, similarity_transform
+from vidrestore.faces import FaceOptions, similarity_transform
 from vidrestore.io.frame import Frame
 from vidrestore.restore.api import restore_video
 from vidrestore.restore.blend import paste_face, template_mask
@@ -27,16 +28,6 @@ from vidrestore.restore.options import RestoreOptions
 from vidrestore.restore.pipeline import Restorer
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")
-
-
-@pytest.fixture(scope="module")
-def detector(yunet_path: Path):
-    return create_detector("yunet", FaceOptions(), model_path=yunet_path)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +138,7 @@ def _face_flicker(ckpt, detector, frames: list[Frame], mode: str) -> float:
     r = _restorer(ckpt, detector, temporal=mode, window=3)
     outs = [o.pixels.astype(np.float32) for o in r.process(frames)]
     cover = _coverage(frames[0].pixels.shape, _faces_at(r, 0))
-    steps = zip(outs[:-1], outs[1:], strict=True)
+    steps = itertools.pairwise(outs)
     return float(np.mean([np.abs(b - a)[cover].mean() for a, b in steps]))
 
 

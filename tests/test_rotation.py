@@ -23,7 +23,7 @@ import pytest
 from iomedia import ffprobe, need_ffmpeg, rotation, stream
 from synth import load_rgb, pan_frames, tiny_checkpoint
 
-from vidrestore.faces import FaceOptions, create_detector
+from vidrestore.faces import FaceOptions
 from vidrestore.faces.api import track_video
 from vidrestore.io import VideoReader, WriterOptions, probe
 from vidrestore.io.orientation import display_facts, quarter_turns
@@ -101,11 +101,6 @@ def test_the_clips_display_upright(clips: dict[int, Path]) -> None:
         assert rotation(ffprobe(clips[degrees])) in (degrees, degrees - 360)
         assert (info.width, info.height) == ((H, W) if degrees % 180 else (W, H))
         assert np.abs(shown_by_ffmpeg(clips[degrees]).astype(int) - upright).max() <= 1
-
-
-@pytest.fixture(scope="module")
-def detector(yunet_path: Path):
-    return create_detector("yunet", FaceOptions(), model_path=yunet_path)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import torch
 
@@ -77,11 +78,17 @@ def frames_from_images(images: torch.Tensor, depth: np.dtype, *, first_index: in
 
 
 class ImageCollector:
-    """Fills an output ``IMAGE`` batch frame by frame, keeping an input's alpha channel."""
+    """Fills an output ``IMAGE`` batch frame by frame, keeping an input's alpha channel.
 
-    def __init__(self, like: torch.Tensor) -> None:
-        self.images = torch.empty(like.shape, dtype=torch.float32)
-        self._alpha = like[..., 3:] if like.shape[-1] == 4 else None
+    With ``scale`` S the output pictures are S times the input's size (upscaled frames); an
+    alpha channel is then enlarged with Lanczos, as the Lanczos background is.
+    """
+
+    def __init__(self, like: torch.Tensor, scale: int = 1) -> None:
+        b, h, w, c = like.shape
+        self.scale = scale
+        self.images = torch.empty((b, h * scale, w * scale, c), dtype=torch.float32)
+        self._alpha = like[..., 3:] if c == 4 else None
         self.count = 0
 
     def add(self, frame: Frame) -> None:
@@ -90,8 +97,17 @@ class ImageCollector:
             raise RuntimeError(f"more frames came back than were sent ({i + 1})")
         self.images[i, ..., :3] = to_image(frame.pixels)
         if self._alpha is not None:
-            self.images[i, ..., 3:] = self._alpha[i].to("cpu", torch.float32)
+            self.images[i, ..., 3:] = self._scaled_alpha(i)
         self.count += 1
+
+    def _scaled_alpha(self, i: int) -> torch.Tensor:
+        assert self._alpha is not None
+        alpha = self._alpha[i].to("cpu", torch.float32)
+        if self.scale == 1:
+            return alpha
+        h, w = self.images.shape[1:3]
+        big = cv2.resize(alpha.numpy(), (w, h), interpolation=cv2.INTER_LANCZOS4)
+        return torch.from_numpy(np.clip(big, 0.0, 1.0)).reshape(h, w, 1)
 
     def result(self) -> torch.Tensor:
         if self.count != self.images.shape[0]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from vidrestore.errors import UsageError, VidrestoreError
+from vidrestore.errors import VidrestoreError
 from vidrestore.faces.options import FaceOptions
+from vidrestore.options import option_field, option_fields
+from vidrestore.options import parse_ids as _parse_ids
 from vidrestore.restore.options import RestoreOptions
 
 T = TypeVar("T")
@@ -27,29 +28,10 @@ FLOAT_STEP = 0.01
 INT_MAX = 2**31 - 1
 
 
-def _field(cls: type, name: str) -> dataclasses.Field[Any]:
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return f
-    raise KeyError(f"{cls.__name__} has no option {name!r}")
-
-
-def _base_type(tp: Any) -> Any:
-    """``X | None`` to ``X``."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0]
-    return tp
-
-
 @functools.cache
 def _flag_names() -> dict[str, str]:
     """Command-line flag -> node input name, for every option the nodes take."""
-    out = {}
-    for cls in (FaceOptions, RestoreOptions):
-        for f in dataclasses.fields(cls):
-            out[f.metadata.get("flag") or "--" + f.name.replace("_", "-")] = f.name
-    return out
+    return {f.flag: f.name for cls in (FaceOptions, RestoreOptions) for f in option_fields(cls)}
 
 
 _WORDS = (
@@ -85,33 +67,30 @@ def in_node_words(fn: typing.Callable[..., T]) -> typing.Callable[..., T]:
 
 def field_input(cls: type, name: str, **extra: Any) -> InputSpec:
     """The ComfyUI input spec (``(type, {default, min, max, ...})``) of one option field."""
-    f = _field(cls, name)
-    tp = _base_type(typing.get_type_hints(cls)[name])
-    meta = f.metadata
-    default = None if f.default is dataclasses.MISSING else f.default
-    spec: dict[str, Any] = {"tooltip": node_text(meta.get("help", ""))}
-    lo, hi = meta.get("min"), meta.get("max")
-    if meta.get("choices"):
-        spec["default"] = default
+    f = option_field(cls, name)
+    spec: dict[str, Any] = {"tooltip": node_text(f.help)}
+    if f.choices:
+        spec["default"] = f.default
         spec.update(extra)
-        return list(meta["choices"]), spec
-    if tp is bool:
+        return list(f.choices), spec
+    if f.kind is bool:
         kind = "BOOLEAN"
-        spec["default"] = bool(default)
-    elif tp is int:
+        spec["default"] = bool(f.default)
+    elif f.kind is int:
         kind = "INT"
-        spec.update(default=int(default), step=1, min=int(lo) if lo is not None else 0,
-                    max=int(hi) if hi is not None else INT_MAX)
-    elif tp is float:
+        spec.update(default=int(f.default or 0), step=1,
+                    min=int(f.min) if f.min is not None else 0,
+                    max=int(f.max) if f.max is not None else INT_MAX)
+    elif f.kind is float:
         kind = "FLOAT"
-        spec.update(default=float(default), step=FLOAT_STEP)
-        if lo is not None:
-            spec["min"] = float(lo)
-        if hi is not None:
-            spec["max"] = float(hi)
+        spec.update(default=float(f.default or 0.0), step=FLOAT_STEP)
+        if f.min is not None:
+            spec["min"] = float(f.min)
+        if f.max is not None:
+            spec["max"] = float(f.max)
     else:  # text, and lists of track IDs typed as "1,3"
         kind = "STRING"
-        spec["default"] = "" if default is None else str(default)
+        spec["default"] = "" if f.default is None else str(f.default)
     spec.update(extra)
     return kind, spec
 
@@ -120,37 +99,26 @@ def fields_inputs(cls: type, names: typing.Iterable[str] | None = None, *,
                   exclude: typing.Iterable[str] = ()) -> dict[str, InputSpec]:
     """Input specs of several fields of ``cls`` (all annotated fields by default)."""
     skip = set(exclude)
-    chosen = names if names is not None else [
-        f.name for f in dataclasses.fields(cls) if f.metadata]
+    chosen = names if names is not None else [f.name for f in option_fields(cls)]
     return {n: field_input(cls, n) for n in chosen if n not in skip}
 
 
 def parse_ids(text: str, name: str = "faces") -> tuple[int, ...] | None:
     """``"1, 3"`` to ``(1, 3)``; an empty text means every face."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise UsageError(f"{name}: {text!r} is not a comma-separated list of track IDs"
-                         ) from None
+    return _parse_ids(text, name)
 
 
 def options_from(cls: type[T], values: Mapping[str, Any], base: T | None = None) -> T:
     """An instance of ``cls`` from node input values (fields absent from ``values`` keep the
     value of ``base``, or their default)."""
-    hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in option_fields(cls):
         if f.name not in values:
             continue
         v = values[f.name]
-        tp = hints[f.name]
-        base_tp = _base_type(tp)
-        if typing.get_origin(base_tp) is tuple and isinstance(v, str):
+        if f.kind is tuple and isinstance(v, str):
             v = parse_ids(v, f.name)
-        elif base_tp is str and tp is not base_tp and v == "":
+        elif f.kind is str and f.optional and v == "":
             v = None  # optional text left empty
         kwargs[f.name] = v
     if base is not None:

@@ -11,6 +11,10 @@ its device, precision, licence and source) and
 Long videos in chunks: see :mod:`.session` and the README. Connect the video helpers' Meta Batch
 Manager to ``meta_batch`` (or give a ``session`` name) and tracks, temporal state and frame
 numbers carry on from one chunk to the next.
+
+Upscaled output: ``upscale`` S makes every frame S times larger, faces pasted at the output
+resolution; the background comes from ComfyUI's own ``UPSCALE_MODEL`` (core's Load Upscale
+Model) when connected, else from the ``background`` choice (see :mod:`.background`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from vidrestore.errors import UsageError
 from vidrestore.faces.options import FaceOptions
 from vidrestore.io.frame import Frame
 from vidrestore.restore.options import DEVICES, RestoreOptions
+from vidrestore.upscale import LANCZOS, NAMED
 
 from . import host
+from .background import INPUT as UPSCALE_MODEL_INPUT
+from .background import HostUpscaler, host_background
 from .convert import ImageCollector, check_images, choose_depth, frames_from_images
 from .inputs import field_input, fields_inputs, in_node_words, node_text, options_from
 from .session import ChunkPlan, SessionSlot, plan_chunk
@@ -41,12 +48,15 @@ log = logging.getLogger("vidrestore.comfyui")
 CATEGORY = "vidrestore"
 MODEL_TYPE = "VIDRESTORE_MODEL"
 FACE_OPTIONS_TYPE = "VIDRESTORE_FACE_OPTIONS"
+UPSCALE_MODEL_TYPE = "UPSCALE_MODEL"  # ComfyUI's own: a spandrel ImageModelDescriptor
 CACHE_ENTRY = "codeformer.pth (vidrestore weights cache)"
 
 # Restore options that are node widgets; weights, device and dtype belong to the model node.
 RESTORE_MAIN = ("fidelity", "temporal", "window")
 RESTORE_MORE = ("blend", "track_settings", "recurrent_gain", "faces", "mask", "grayscale",
                 "batch_size")
+# Upscaled output: optional inputs after the older ones, so saved workflows keep their values.
+RESTORE_UPSCALE = ("upscale", "background", "face_upsample", "bg_tile")
 FACE_MAIN = ("min_face", "detector")
 
 
@@ -156,28 +166,73 @@ def _run_frames(frames: Iterable[Frame], collector: ImageCollector,
 def _network_steps(restorer: Any, frames: int) -> Callable[[], None]:
     """What the restorer calls after every frame taken in and every network batch: ComfyUI's
     Cancel, and its progress bar over this batch's work (frames read, faces through the
-    network's two passes), so both keep working while the look-ahead and the window's tail are
-    computed, when no frame comes out."""
+    network's two passes, and a background model's calls), so both keep working while the
+    look-ahead and the window's tail are computed, when no frame comes out, and while a slow
+    background is made (the upscaler runs the step while the restorer waits for it)."""
     check = host.interrupt_check()
     bar = host.Progress(frames)
     done0, known0 = restorer.work()
     in0 = restorer.frames_in
+    up = restorer.upscaler if isinstance(restorer.upscaler, HostUpscaler) else None
 
     def step() -> None:
         check()
         done, known = restorer.work()
-        bar.set(done - done0, known - known0 + frames - (restorer.frames_in - in0))
+        value, total = done - done0, known - known0 + frames - (restorer.frames_in - in0)
+        if up is not None:
+            bg_done, bg_known = up.work()
+            value, total = value + bg_done, total + bg_known
+        bar.set(value, total)
 
+    if up is not None and up.active:
+        up.begin(frames, step)
     return step
+
+
+def _upscaler(options: RestoreOptions, upscale_model: Any, device: torch.device
+              ) -> HostUpscaler:
+    """The output picture maker of a restorer: the host's upscale model when connected, else
+    the ``background`` choice (a named model from the vidrestore weights cache, or Lanczos)."""
+    from vidrestore.upscale import load_background
+
+    model = None
+    if upscale_model is not None:
+        model = host_background(upscale_model, device)
+    elif options.background != LANCZOS:
+        model = load_background(options.background, device=device, store=host.weight_store())
+    return HostUpscaler(options.upscale, model, tile=options.bg_tile,
+                        face_upsample=options.face_upsample)
+
+
+def _upscale_inputs() -> dict[str, Any]:
+    spec = dict(fields_inputs(RestoreOptions, RESTORE_UPSCALE))
+    kind, opts = spec["upscale"]
+    spec["upscale"] = (kind, {**opts, "tooltip": opts["tooltip"].replace(
+        "upscaled by background.", "upscaled by upscale_model when connected, else by "
+        "background.")})
+    _, opts = spec["background"]
+    spec["background"] = ([LANCZOS, *NAMED], {
+        **opts, "default": LANCZOS, "tooltip": "How the frame around the faces is upscaled "
+        "when no upscale_model is connected: lanczos (fast everywhere) or a model, downloaded "
+        "once into the vidrestore weights cache. Any other model file: load it with Load "
+        "Upscale Model and connect upscale_model, which wins over this. A model also runs at "
+        "upscale 1: the background is enhanced at the source's size."})
+    kind, opts = spec["face_upsample"]
+    spec["face_upsample"] = (kind, {**opts, "tooltip": opts["tooltip"] + " A connected "
+                                    "upscale_model is such a model."})
+    return spec
 
 
 # -- restore --------------------------------------------------------------------------------------
 class RestoreFacesVideo:
     """Restore every face of a frame batch with CodeFormer, with tracks and temporal smoothing
-    across the whole batch (and across chunks of a longer video, see ``meta_batch``)."""
+    across the whole batch (and across chunks of a longer video, see ``meta_batch``). With
+    ``upscale`` above 1 the frames come out that many times larger, faces pasted at the output
+    resolution and the rest upscaled by a connected ``upscale_model`` (Load Upscale Model) or
+    the ``background`` choice."""
 
     def __init__(self) -> None:
-        self.slot: SessionSlot[Any] = SessionSlot()
+        self.slot: SessionSlot[Any] = SessionSlot(close=lambda restorer: restorer.close())
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
@@ -191,15 +246,20 @@ class RestoreFacesVideo:
             "optional": {
                 "face_options": (FACE_OPTIONS_TYPE, {
                     "tooltip": "More detection and tracking settings (Face Settings node)."}),
+                UPSCALE_MODEL_INPUT: (UPSCALE_MODEL_TYPE, {
+                    "tooltip": "A super-resolution model from Load Upscale Model for the "
+                    "frame around the faces (with upscale, or at upscale 1 to enhance it); "
+                    "takes precedence over background."}),
                 **fields_inputs(RestoreOptions, RESTORE_MORE),
                 **_session_inputs(),
+                **_upscale_inputs(),
             },
             "hidden": {"prompt": "PROMPT"},
         }
 
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("images", "report")
-    OUTPUT_TOOLTIPS = ("The frames with restored faces.",
+    OUTPUT_TOOLTIPS = ("The frames with restored faces, upscale times the input's size.",
                        "The face tracks of this batch as JSON (the tracks.json schema).")
     FUNCTION = "restore"
     CATEGORY = CATEGORY
@@ -207,8 +267,8 @@ class RestoreFacesVideo:
 
     @in_node_words
     def restore(self, images: torch.Tensor, model: RestorerDescriptor,
-                face_options: FaceOptions | None = None, session: str = "",
-                total_frames: int = 0, meta_batch: Any = None,
+                face_options: FaceOptions | None = None, upscale_model: Any = None,
+                session: str = "", total_frames: int = 0, meta_batch: Any = None,
                 prompt: Mapping[str, Any] | None = None, **values: Any
                 ) -> tuple[torch.Tensor, str]:
         from vidrestore.models.placement import dtype_name
@@ -216,17 +276,25 @@ class RestoreFacesVideo:
 
         check_images(images)
         plan = plan_chunk(session, total_frames, meta_batch, prompt)
+        if upscale_model is not None:  # the connected model is the background
+            values = {**values, "background": UPSCALE_MODEL_INPUT}
+        elif values.get("face_upsample") and values.get("background", LANCZOS) == LANCZOS:
+            raise UsageError("face_upsample needs a background model: connect upscale_model "
+                             "(Load Upscale Model) or choose a model in background")
         base = RestoreOptions(device=str(model.device), dtype=dtype_name(model.dtype))
         options = options_from(RestoreOptions, values, base)
         faces = _face_options(values, face_options, causal=plan.key is not None)
 
         def start() -> tuple[Restorer, np.dtype]:
+            upscaler = _upscaler(options, upscale_model, model.device)
             restorer = Restorer(options, faces, model=model, keep_tracks=True,
-                                store=host.weight_store())
+                                store=host.weight_store(), background=upscaler)
             return restorer, choose_depth(images)
 
+        # the upscale model by identity: another loaded model is another video's settings
+        settings = (model, options, faces, upscale_model)
         return self.slot.run(
-            plan, (model, options, faces), tuple(images.shape[1:3]), images.shape[0], start,
+            plan, settings, (images.shape[1], images.shape[2]), images.shape[0], start,
             lambda restorer, depth, first, final: self._process(
                 restorer, images, depth, first, final=final, whole=plan.key is None))
 
@@ -234,10 +302,14 @@ class RestoreFacesVideo:
     def _process(restorer: Any, images: torch.Tensor, depth: np.dtype, first: int, *,
                  final: bool, whole: bool) -> tuple[torch.Tensor, str]:
         frames = frames_from_images(images, depth, first_index=first)
-        collector = ImageCollector(images)
-        for frame in restorer.process(frames, final=final, complete=True,
-                                      on_step=_network_steps(restorer, images.shape[0])):
-            collector.add(frame)
+        collector = ImageCollector(images, restorer.upscaler.scale)
+        step = _network_steps(restorer, images.shape[0])
+        try:
+            for frame in restorer.process(frames, final=final, complete=True, on_step=step):
+                collector.add(frame)
+        finally:
+            if isinstance(restorer.upscaler, HostUpscaler):
+                restorer.upscaler.end()
         report = tracks_report(restorer.tracks, images, first)
         restorer.tracks.clear()  # the report covers this batch; memory stays per batch
         if final:
@@ -302,7 +374,7 @@ class TrackFacesPreview:
             return _face_stream(faces, host.weight_store()), choose_depth(images)
 
         return self.slot.run(
-            plan, faces, tuple(images.shape[1:3]), images.shape[0], start,
+            plan, faces, (images.shape[1], images.shape[2]), images.shape[0], start,
             lambda stream, depth, first, final: _preview(stream, images, depth, first,
                                                          final=final))
 

@@ -90,10 +90,16 @@ class VideoSession(Generic[S]):
 
 
 class SessionSlot(Generic[S]):
-    """The one chunked video a node instance is working on (or none)."""
+    """The one chunked video a node instance is working on (or none).
 
-    def __init__(self) -> None:
+    ``close(state)``, when given, is called once for every state let go of: a whole video's
+    after its batch, a session's when it ends, is replaced or dropped (it stops the threads a
+    state may hold).
+    """
+
+    def __init__(self, close: Callable[[S], None] | None = None) -> None:
         self.current: VideoSession[S] | None = None
+        self._close = close
 
     def get(self, plan: ChunkPlan, settings: Any, size: tuple[int, int],
             start: Callable[[], tuple[S, np.dtype]]) -> VideoSession[S]:
@@ -113,10 +119,12 @@ class SessionSlot(Generic[S]):
         if reason is not None:
             if cur is not None:
                 log.info("vidrestore: new video (%s) after %d frames", reason, cur.next_index)
+                self.drop()
             state, depth = start()
             cur = VideoSession(plan.key or "", settings, state, depth, size, plan.total)
             self.current = cur
-        elif plan.total is not None:
+        assert cur is not None  # without a current session there is always a reason
+        if reason is None and plan.total is not None:
             cur.total = plan.total
         return cur
 
@@ -131,7 +139,10 @@ class SessionSlot(Generic[S]):
         if plan.key is None:  # a whole video
             self.drop()
             state, depth = start()
-            return step(state, depth, 0, True)
+            try:
+                return step(state, depth, 0, True)
+            finally:
+                self._release(state)
         sess = self.get(plan, settings, size, start)
         try:
             result = step(sess.state, sess.depth, sess.next_index, sess.is_last(frames))
@@ -148,8 +159,17 @@ class SessionSlot(Generic[S]):
             return
         cur.next_index += frames
         if cur.total is not None and cur.next_index >= cur.total:
-            self.current = None
+            self.drop()
 
     def drop(self) -> None:
         """Forget the video (after an error or an interrupt: its state is incomplete)."""
-        self.current = None
+        cur, self.current = self.current, None
+        if cur is not None:
+            self._release(cur.state)
+
+    def _release(self, state: S) -> None:
+        if self._close is not None:
+            try:
+                self._close(state)
+            except Exception:  # letting go must not hide the error that caused it
+                log.exception("vidrestore: closing the video's state failed")

@@ -16,14 +16,14 @@ from ..io import WriterOptions
 from ..io.digest import sha256_file
 from ..restore.options import RestoreOptions
 from .options import BatchOptions
-from .segments import (
-    writer_options,
-)
+from .plan import writer_options
 
 WORK_DIR = ".vidrestore-work"
 
 
-ADDED_OPTIONS = {"faces": ("confirm_score",), "restore": ("blend", "track_settings")}
+ADDED_OPTIONS = {"faces": ("confirm_score",),
+                 "restore": ("blend", "track_settings", "upscale", "background",
+                             "face_upsample")}
 """Options added after batch folders already existed: they count in a job's options only when
 set to something else than their default, so the jobs of an older folder are not redone."""
 
@@ -51,14 +51,16 @@ class BatchConfig:
     def options_json(self) -> str:
         """The options that shape an output (segment size, retries and sidecars do not).
 
-        The checkpoint counts by its content, not by how its path is spelled; the device by
-        the one ``auto`` picks; the network's batch size not at all (results do not depend on
-        how faces are grouped).
+        The checkpoints (CodeFormer's, a background model file) count by their content, not
+        by how their paths are spelled; the device by the one ``auto`` picks; the network's
+        batch size and the background's tile size not at all (results do not depend on how
+        faces are grouped; tiles agree with the untiled picture within 1/255).
         """
         b = self.batch
         restore = dataclasses.asdict(self.restore)
-        del restore["batch_size"]
+        del restore["batch_size"], restore["bg_tile"]
         restore["weights"], restore["device"] = self._model_identity
+        restore["background"] = self._background_identity
         data = {"restore": restore,
                 "faces": dataclasses.asdict(self.faces),
                 "writer": dataclasses.asdict(self.writer),
@@ -71,6 +73,19 @@ class BatchConfig:
 
     def options_hash(self) -> str:
         return hashlib.sha256(self.options_json().encode()).hexdigest()
+
+    @functools.cached_property
+    def _background_identity(self) -> str:
+        """``lanczos``, a model name, or ``sha256:HEX`` of a background checkpoint file."""
+        from ..upscale.model import LANCZOS, NAMED
+
+        name = self.restore.background
+        if name == LANCZOS or name in NAMED:
+            return name
+        try:
+            return "sha256:" + sha256_file(Path(name))
+        except OSError:  # refused when the worker loads it, with the loader's message
+            return name
 
     @functools.cached_property
     def _model_identity(self) -> tuple[str | None, str]:

@@ -13,17 +13,17 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import SourceError, VidrestoreError
 from .config import BatchConfig, work_dir
 from .fixity import output_digest
 from .jobs import Job, JobDB
+from .plan import output_path
 from .report import REPORT_SCHEMA, report_path
-from .segments import (
-    output_path,
-)
 from .sources import Fingerprint, Source, content_hash, fingerprint
+
+Action = Literal["new", "resume", "redo", "retry", "skip", "adopt"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Decision:
     """What a run does with one input, and why."""
 
     source: Source
-    action: str  # new, resume, redo, retry, skip, adopt
+    action: Action
     reason: str
     output: Path
     job: Job | None = None

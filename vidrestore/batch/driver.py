@@ -19,9 +19,7 @@ from .fixity import write_fixity
 from .job import Events, JobRun, SourceHasher, finalize
 from .jobs import DB_NAME, Job, JobDB, SegmentRecord
 from .lock import batch_running, open_batch
-from .segments import (
-    SegmentWorker,
-)
+from .segments import SegmentWorker
 from .sources import Source, expand_sources
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
+from typing import Literal, cast
 
 import av
 import numpy as np
@@ -25,6 +26,9 @@ from ..io.frame import Frame
 
 INTERLACED = ("tt", "bb", "tb", "bt")
 FILTERS = ("bwdif", "yadif")
+#: How a job treats fields: as they are, deinterlaced by a filter, or restored field by field.
+FieldMode = Literal["off", "bwdif", "yadif", "fields"]
+_MODES: tuple[FieldMode, ...] = ("off", "bwdif", "yadif", "fields")
 
 
 def is_interlaced(field_order: str) -> bool:
@@ -37,12 +41,13 @@ def top_field_first(field_order: str) -> bool:
     return field_order in ("tt", "tb")
 
 
-def resolve_mode(mode: str, field_order: str) -> str:
+def resolve_mode(mode: str, field_order: str) -> FieldMode:
     """``auto`` -> ``fields`` for interlaced sources, ``off`` otherwise; others as given."""
     if mode == "auto":
         return "fields" if is_interlaced(field_order) else "off"
-    if mode in (*FILTERS, "fields", "off"):
-        return mode
+    for known in _MODES:
+        if mode == known:
+            return known
     raise UsageError(f"--deinterlace: {mode!r} is not one of auto, off, bwdif, yadif, fields")
 
 
@@ -94,7 +99,8 @@ def _graph(name: str, first: Frame, fmt: str, top_first: bool) -> av.filter.Grap
         raise UsageError(f"--deinterlace: {name!r} is not one of {', '.join(FILTERS)}")
     w, h = first.size
     graph = av.filter.Graph()
-    src = graph.add_buffer(width=w, height=h, format=fmt, time_base=Fraction(first.time_base))
+    src = graph.add_buffer(width=w, height=h, format=av.VideoFormat(fmt),
+                           time_base=Fraction(first.time_base))
     parity = "tff" if top_first else "bff"
     flt = graph.add(name, f"mode=send_frame:parity={parity}:deint=all")
     sink = graph.add("buffersink")
@@ -107,7 +113,7 @@ def _graph(name: str, first: Frame, fmt: str, top_first: bool) -> av.filter.Grap
 def _pull(graph: av.filter.Graph) -> Iterator[av.VideoFrame]:
     while True:
         try:
-            yield graph.pull()
+            yield cast("av.VideoFrame", graph.pull())  # the graph has one video sink
         except (av.BlockingIOError, av.EOFError):
             return
 

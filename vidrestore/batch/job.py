@@ -19,15 +19,10 @@ from .config import BatchConfig, work_dir
 from .fixity import Fixity, write_fixity
 from .jobs import Job, JobDB, SegmentRecord
 from .join import Joined, join_segments
+from .plan import JobSpec, Plan, make_plan
 from .report import job_report, report_path, write_report
-from .segments import (
-    JobSpec,
-    Plan,
-    make_plan,
-    segment_intact,
-    snapshot_problem,
-)
 from .sources import Source, content_hash, fingerprint
+from .workfiles import segment_intact, snapshot_problem
 
 log = logging.getLogger(__name__)
 

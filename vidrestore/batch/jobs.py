@@ -18,13 +18,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import OutputError, UsageError
 
+if TYPE_CHECKING:
+    from .sources import SourceKind
+
 DB_NAME = "vidrestore-jobs.sqlite"
 SCHEMA_VERSION = 1
-STATUSES = ("pending", "running", "done", "failed")
+JobStatus = Literal["pending", "running", "done", "failed"]
+SegmentStatus = Literal["running", "done"]
+STATUSES: tuple[JobStatus, ...] = ("pending", "running", "done", "failed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,14 +87,14 @@ class Job:
 
     id: int
     source: str
-    kind: str
+    kind: SourceKind
     output: str
     size: int | None
     mtime_ns: int | None
     source_hash: str | None
     options: str
     options_hash: str
-    status: str
+    status: JobStatus
     attempts: int
     failures: int
     error_class: str | None
@@ -128,7 +133,7 @@ class SegmentRecord:
     hash: str | None = None
     state_path: str | None = None
     state_hash: str | None = None
-    status: str = "running"
+    status: SegmentStatus = "running"
     computed: int = 0
     seconds: float | None = None
     worker: str | None = None

@@ -37,7 +37,8 @@ from ..io.probe import VideoInfo
 from ..io.streamcopy import StreamCopier, Window
 from .fixity import FrameListing, FrameSum, sequence_files
 from .jobs import SegmentRecord
-from .segments import SEQUENCE_PATTERN, JobSpec, Plan, manifest_of
+from .plan import SEQUENCE_PATTERN, JobSpec, Plan
+from .workfiles import manifest_of
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +126,10 @@ def remux(parts: list[Path], source: VideoInfo, dst: Path, *, strict: bool) -> i
                     raise OutputError(f"{part}: codec set-up differs from the first segment's; "
                                       "segments cannot be joined by stream copy")
                 for packet in inp.demux(stream):
-                    if packet.dts is None and packet.pts is None:
+                    ts = packet.pts if packet.pts is not None else packet.dts
+                    if ts is None:
                         continue  # demuxer flush marker
-                    when = (packet.pts if packet.pts is not None else packet.dts) \
-                        * packet.time_base
+                    when = ts * packet.time_base
                     packet.stream = vout
                     out.mux(packet)
                     count += 1
@@ -168,14 +169,21 @@ def _listing(dst: Path, sums: list[FrameSum] | None) -> FrameListing | None:
     with av.open(str(dst)) as c:
         s = c.streams.video[0]
         ctx = s.codec_context
-        timing = [(p.dts, p.pts, p.duration) for p in c.demux(s) if p.size]
-        sar = ctx.sample_aspect_ratio
-        head = (Fraction(s.time_base), ctx.width, ctx.height, ctx.pix_fmt or "",
+        timing: list[tuple[int, int]] = []  # (pts, duration) of the packets with payload
+        for p in c.demux(s):
+            if p.size:
+                if p.pts is None:
+                    raise OutputError(f"{dst}: a video packet has no timestamp")
+                timing.append((p.pts, p.duration or 1))
+        sar, tb = ctx.sample_aspect_ratio, s.time_base
+        if tb is None:
+            raise OutputError(f"{dst}: the video stream has no time base")
+        head = (Fraction(tb), ctx.width, ctx.height, ctx.pix_fmt or "",
                 Fraction(sar) if sar else Fraction(1, 1))
     if len(timing) != len(sums):
         raise OutputError(f"{dst}: holds {len(timing)} video packets, segments {len(sums)}")
-    frames = tuple(FrameSum(0, pts, pts, dur or 1, s.size, s.md5)
-                   for (_, pts, dur), s in zip(timing, sums, strict=True))
+    frames = tuple(FrameSum(0, pts, pts, dur, s.size, s.md5)
+                   for (pts, dur), s in zip(timing, sums, strict=True))
     return FrameListing(*head, frames)
 
 

@@ -23,7 +23,7 @@ CODEC_TABLE = {
 INTRA_CODECS = ("ffv1", "prores")  # every packet stands alone: segments join by stream copy
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchOptions:
     """How a batch stores its outputs and splits long inputs."""
 

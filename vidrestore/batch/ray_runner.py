@@ -21,14 +21,15 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import UsageError, VidrestoreError
 from .config import BatchConfig
 from .driver import BatchResult, begin
 from .job import Events, JobRun, SourceHasher, finalize
 from .jobs import Job, JobDB, SegmentRecord
-from .segments import JobSpec, Plan, SegmentWorker
+from .plan import JobSpec, Plan
+from .segments import SegmentWorker
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class RestoreWorker:
 class _Task:
     actor: Any
     run: JobRun
-    kind: str  # "segment" or "finalize"
+    kind: Literal["segment", "finalize"]
     idx: int = -1
     prev: SegmentRecord | None = None
 
@@ -175,7 +176,7 @@ class _Driver:
                 try:
                     done = task.run.finish(result, self.hasher)
                     self.say(f"job {done.id}: done, {done.frames} frames -> {done.output}")
-                except Exception as exc:  # noqa: BLE001 - recorded against the job
+                except Exception as exc:  # recorded against the job
                     self._failed(task.run, exc, queue)
                 idle.append(task.actor)
 
@@ -186,7 +187,7 @@ class _Driver:
         self.ran += 1
         try:
             run.begin()
-        except Exception as exc:  # noqa: BLE001 - one bad input fails alone
+        except Exception as exc:  # one bad input fails alone
             self._failed(run, exc, queue)
             idle.append(actor)
             return

@@ -15,43 +15,43 @@ commits them (one writer).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
-import json
 import logging
-import shutil
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import av
-
 from ..concurrency import BackgroundSink, prefetch
-from ..errors import CheckpointError, OutputError, SourceError, UsageError
+from ..errors import OutputError, SourceError
 from ..faces.options import FaceOptions
-from ..io import VideoReader, VideoWriter, WriterOptions, probe
-from ..io.digest import sha256_file
+from ..io import VideoReader, VideoWriter
 from ..io.frame import Frame
 from ..io.paths import write_bytes_atomic, write_text_atomic
-from ..io.probe import VideoInfo
-from ..io.writer import encoder_pix_fmt
 from ..restore.options import RestoreOptions
-from .fixity import FrameSum, sequence_files, sha256_tree
+from ..upscale.model import LANCZOS, load_background
+from .fixity import FrameSum, sequence_files
 from .interlace import (
     FILTERS,
     Weaver,
     deinterlace,
     preroll,
-    resolve_mode,
     split_fields,
-    top_field_first,
 )
 from .jobs import SegmentRecord
-from .options import CODEC_TABLE, INTRA_CODECS, BatchOptions
+from .plan import SEGMENT_IMAGE, JobSpec, Plan, segment_writer_options, video_only
+from .workfiles import (
+    Manifest,
+    clear_segment_files,
+    dumps_segment_state,
+    load_state,
+    manifest_path,
+    segment_path,
+    snapshot_path,
+    tree_or_file_digest,
+)
 
 if TYPE_CHECKING:
     from ..models import CodeFormer, RestorerDescriptor
@@ -59,181 +59,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SEQUENCE_PATTERN = "{name}_%07d{suffix}"
-_SEGMENT_IMAGE = "f_%07d{suffix}"
-# Pixel formats FFV1 encodes, for lossless segments in the output's own format.
-_FFV1_FORMATS = frozenset(f.name for f in av.codec.Codec("ffv1", "w").video_formats)
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Everything a worker needs to run one job (picklable, sent to remote workers)."""
-
-    job_id: int
-    source: str
-    kind: str
-    output: str
-    work_dir: str
-    restore: RestoreOptions
-    faces: FaceOptions
-    writer: WriterOptions
-    batch: BatchOptions
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How a job is processed: the source's facts, the field handling, the segment size."""
-
-    info: VideoInfo
-    mode: str  # off, bwdif, yadif, fields
-    top_first: bool
-    segment_frames: int  # source frames per segment; 0 = the whole input in one segment
-    join: str  # copy (stream copy of intra-coded segments), encode (lossless RGB segments
-    #            encoded once at the end), images (image files linked into the output folder)
-    fps: Fraction | None  # image-sequence sources only
-
-    @property
-    def out_info(self) -> VideoInfo:
-        """The source facts the output is written with (progressive after deinterlacing)."""
-        if self.mode in FILTERS:
-            return dataclasses.replace(self.info, field_order="progressive")
-        return self.info
-
-
-def writer_options(batch: BatchOptions, base: WriterOptions) -> WriterOptions:
-    """The writer options of a batch's outputs: its codec choice on top of ``base``."""
-    codec, profile, _ = CODEC_TABLE[batch.codec]
-    if not codec:
-        return dataclasses.replace(base, overwrite=True)
-    return dataclasses.replace(base, codec=codec, prores_profile=profile, overwrite=True)
-
-
-def output_path(out_dir: Path, name: str, batch: BatchOptions) -> Path:
-    """A job's output: ``DIR/NAME.mkv`` (or .mov/.mp4), or the folder ``DIR/NAME`` of images."""
-    return out_dir / (name if batch.is_sequence else name + batch.suffix)
-
-
-def make_plan(spec: JobSpec) -> Plan:
-    """Probe the source and decide field handling, segment size and join method."""
-    fps = None
-    if spec.kind == "sequence":
-        if spec.batch.fps is None:
-            raise UsageError(f"{spec.source}: an image sequence needs its frame rate (--fps)")
-        with VideoReader(spec.source, fps=spec.batch.fps) as reader:
-            info = reader.info
-        fps = info.avg_rate
-    else:
-        info = probe(spec.source)
-    mode = resolve_mode(spec.batch.deinterlace, info.field_order)
-    if mode != "off" and info.field_order in ("progressive", "unknown"):
-        log.warning("%s: field order is %s; --deinterlace %s treats it as top field first",
-                    spec.source, info.field_order, mode)
-    seg = spec.batch.segment_frames
-    if not seg and spec.batch.segment_seconds > 0:
-        rate = info.avg_rate or info.real_rate or Fraction(25)
-        seg = max(1, round(Fraction(spec.batch.segment_seconds) * rate))
-    if spec.batch.is_sequence:
-        join = "images"
-    else:
-        join = "copy" if spec.writer.codec in INTRA_CODECS else "encode"
-    top = top_field_first(info.field_order) or info.field_order in ("progressive", "unknown")
-    return Plan(info, mode, top, seg, join, fps)
-
-
-# -- files of a job's work folder -------------------------------------------------------------
-def segment_path(spec: JobSpec, plan: Plan, idx: int) -> Path:
-    work = Path(spec.work_dir)
-    if plan.join == "images":
-        return work / f"seg_{idx:05d}"
-    if plan.join == "encode":
-        return work / f"seg_{idx:05d}.mkv"
-    return work / f"seg_{idx:05d}{Path(spec.output).suffix}"
-
-
-def _manifest_path(seg: Path) -> Path:
-    return seg.with_name(seg.name.split(".")[0] + ".json")
-
-
-def _state_path(seg: Path) -> Path:
-    return seg.with_name(seg.name.split(".")[0] + ".state")
-
-
-def clear_segment_files(spec: JobSpec, idx: int) -> None:
-    """Remove whatever an interrupted computation of segment ``idx`` left behind."""
-    work = Path(spec.work_dir)
-    if not work.is_dir():
-        return
-    stem = f"seg_{idx:05d}"
-    for p in work.iterdir():
-        if p.name.startswith((stem, f".{stem}")):
-            if p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-
-
-def tree_or_file_digest(path: Path) -> str:
-    if path.is_dir():
-        return sha256_tree(sequence_files(path), path)[0]
-    return sha256_file(path)
-
-
-@dataclass
-class Manifest:
-    """Per-segment facts that do not belong in the database: every emitted frame's pts, its
-    framemd5 line where it can be known from the segment, the faces restored so far."""
-
-    pts: list[int]
-    sums: list[FrameSum] | None
-    faces_restored: dict[int, int]
-
-    def dump(self) -> str:
-        return json.dumps({
-            "pts": self.pts,
-            "sums": None if self.sums is None else [dataclasses.asdict(s) for s in self.sums],
-            "faces_restored": {str(k): v for k, v in self.faces_restored.items()},
-        })
-
-    @classmethod
-    def load(cls, path: Path) -> Manifest:
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-            sums = None if d["sums"] is None else [FrameSum(**s) for s in d["sums"]]
-            return cls(list(d["pts"]), sums, {int(k): v for k, v in d["faces_restored"].items()})
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{path}: unreadable segment manifest ({exc})") from exc
-
-
-def manifest_of(rec: SegmentRecord) -> Manifest:
-    if rec.path is None:
-        return Manifest([], [], {})
-    return Manifest.load(_manifest_path(Path(rec.path)))
-
-
-def segment_intact(rec: SegmentRecord) -> bool:
-    """True when a finished segment's file, manifest and snapshot are still as recorded."""
-    try:
-        if rec.path is not None:
-            seg = Path(rec.path)
-            if not seg.exists() or tree_or_file_digest(seg) != rec.hash:
-                return False
-            if len(manifest_of(rec).pts) != rec.out_frames:
-                return False
-        if rec.state_path is not None:
-            state = Path(rec.state_path)
-            if not state.is_file() or sha256_file(state) != rec.state_hash:
-                return False
-    except (OSError, CheckpointError):
-        return False
-    return True
-
 
 # -- computing segments -----------------------------------------------------------------------
 class SegmentWorker:
     """Holds one loaded network and face detector, and computes segments of any job with them.
 
-    One per process (or per Ray actor): the model is loaded once, every job gets a fresh
-    :class:`~vidrestore.restore.pipeline.Restorer` around it.
+    One per process (or per Ray actor): the models are loaded once (the background model
+    too, for ``--background``), every job gets a fresh
+    :class:`~vidrestore.restore.pipeline.Restorer` around them.
     """
 
     def __init__(self, restore: RestoreOptions, faces: FaceOptions, *, name: str = "local",
@@ -252,12 +85,14 @@ class SegmentWorker:
             restore.weights, device=device, dtype=restore.dtype, store=self.store)
         self.detector = detector if detector is not None else create_detector(
             faces.detector, faces, device=str(device), store=self.store)
+        self.background = None if restore.background == LANCZOS else load_background(
+            restore.background, device=self.model.device, store=self.store)
 
     def restorer(self, spec: JobSpec) -> Any:
         from ..restore.pipeline import Restorer
 
         return Restorer(spec.restore, spec.faces, model=self.model, detector=self.detector,
-                        store=self.store)
+                        store=self.store, background=self.background)
 
     def compute(self, spec: JobSpec, plan: Plan, idx: int,
                 prev: SegmentRecord | None) -> SegmentRecord:
@@ -279,6 +114,7 @@ class SegmentWorker:
         fed = _Counter(per)
         sink = _SegmentSink(spec, plan, seg, out_first, pending)
         with contextlib.ExitStack() as stack:
+            stack.callback(restorer.close)
             stack.callback(sink.abort)
             frames = stack.enter_context(
                 stage_frames(spec, plan, first, None if prev is None else prev.last_pts))
@@ -300,7 +136,7 @@ class SegmentWorker:
             state_path = state_hash = None
             if more:
                 blob = dumps_segment_state(restorer.get_state(), sink.pending)
-                state_path = _state_path(seg)
+                state_path = snapshot_path(seg)
                 write_bytes_atomic(state_path, blob)
                 state_hash = hashlib.sha256(blob).hexdigest()
             path, digest = sink.close(restorer.faces_restored)
@@ -355,28 +191,6 @@ def stage_frames(spec: JobSpec, plan: Plan, first: int, after_pts: int | None
             yield frames
 
 
-def segment_writer_options(spec: JobSpec, plan: Plan) -> WriterOptions:
-    """Segments use the output's codec settings, except that segments of an inter-coded output
-    are lossless FFV1, encoded once at the join.
-
-    FFV1 stores them in the output encoder's own pixel format when it can: frames are then
-    converted exactly as a single pass converts them, and untouched source pictures go through
-    as they are, so the joined file equals the single-pass one. Else lossless RGB.
-    """
-    if plan.join == "encode":
-        fmt = encoder_pix_fmt(plan.out_info, spec.writer)
-        if fmt not in _FFV1_FORMATS:
-            fmt = "gbrp16le" if plan.info.deep else "bgr0"  # FFV1's lossless RGB forms
-        return WriterOptions(codec="ffv1", pix_fmt=fmt, overwrite=True,
-                             encoder_threads=spec.writer.encoder_threads)
-    return dataclasses.replace(spec.writer, overwrite=True)
-
-
-def video_only(info: VideoInfo) -> VideoInfo:
-    """The source facts without a file to copy other streams from (segments hold video only)."""
-    return dataclasses.replace(info, path=None, other_streams=(), is_sequence=False)  # type: ignore[arg-type]
-
-
 class _SegmentSink:
     """Weaves fields if needed and encodes a segment's emitted frames (opened on the first)."""
 
@@ -406,7 +220,7 @@ class _SegmentSink:
         if self._writer is None:
             dst = self.seg
             if self.plan.join == "images":
-                dst = self.seg / _SEGMENT_IMAGE.format(suffix=self.spec.batch.suffix)
+                dst = self.seg / SEGMENT_IMAGE.format(suffix=self.spec.batch.suffix)
             self._writer = VideoWriter(dst, source=video_only(self.plan.out_info),
                                        options=segment_writer_options(self.spec, self.plan))
         self._writer.write(frame)
@@ -427,7 +241,7 @@ class _SegmentSink:
         if sums is not None and len(sums) != self.count:
             raise OutputError(f"{self.seg}: holds {len(sums)} frames, {self.count} were written")
         manifest = Manifest(self.pts, sums, dict(faces_restored))
-        write_text_atomic(_manifest_path(self.seg), manifest.dump())
+        write_text_atomic(manifest_path(self.seg), manifest.dump())
         return self.seg, tree_or_file_digest(self.seg)
 
     def abort(self) -> None:
@@ -446,45 +260,3 @@ def _image_sums(files: list[Path]) -> list[FrameSum]:
     from .fixity import sequence_framemd5
 
     return list(sequence_framemd5(files).frames)
-
-
-def dumps_segment_state(restorer_state: bytes, weave: Frame | None) -> bytes:
-    """A segment's snapshot: the restorer's state and the field the weaver holds back."""
-    from ..restore.snapshot import dumps
-
-    return dumps({"restorer": restorer_state, "weave": weave}, ())
-
-
-def snapshot_problem(rec: SegmentRecord) -> str | None:
-    """Why the snapshot after segment ``rec`` cannot be resumed from (None: it can)."""
-    from ..restore.pipeline import snapshot_types
-    from ..restore.snapshot import check
-
-    try:
-        check(load_state(rec)["restorer"], snapshot_types(), what=str(rec.state_path))
-    except CheckpointError as exc:
-        return str(exc)
-    return None
-
-
-def load_state(rec: SegmentRecord) -> dict[str, Any]:
-    """The snapshot taken after segment ``rec``, checked against its recorded hash and read
-    as data (:mod:`vidrestore.restore.snapshot`)."""
-    from ..restore.snapshot import SnapshotError, loads
-
-    if rec.state_path is None:
-        raise CheckpointError(f"segment {rec.idx} of job {rec.job_id} has no snapshot")
-    path = Path(rec.state_path)
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read the snapshot ({exc.strerror})") from exc
-    if hashlib.sha256(blob).hexdigest() != rec.state_hash:
-        raise CheckpointError(f"{path}: snapshot does not match its recorded SHA-256")
-    state = loads(blob, (), what=str(path))
-    if (not isinstance(state, dict) or set(state) != {"restorer", "weave"}
-            or not isinstance(state["restorer"], bytes)):
-        raise SnapshotError(f"{path}: not a segment snapshot")
-    return state
-
-

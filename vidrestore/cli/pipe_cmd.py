@@ -45,7 +45,9 @@ def _stream_defaults(cmd: click.Command) -> click.Command:
 
 @_stream_defaults
 @click.command()
-@click.option("--size", required=True, help="Frame size WIDTHxHEIGHT of the raw input and output.")
+@click.option("--size", required=True,
+              help="Frame size WIDTHxHEIGHT of the raw input; the output is the same size, or "
+                   "--upscale times it.")
 @click.option("--pix-fmt", type=click.Choice(list(PIX_FMTS)), default="rgb24", show_default=True,
               help="Raw pixel format of input and output (rgb48le: 16 bits a channel).")
 @click.option("--rate", default="25", show_default=True,
@@ -62,7 +64,8 @@ def _stream_defaults(cmd: click.Command) -> click.Command:
 @click.pass_context
 def pipe(ctx: click.Context, size: str, pix_fmt: str, rate: str, lookahead: int,
          progress: bool, **values: Any) -> None:
-    """Restore raw frames from stdin to stdout, streaming, in the same size and format.
+    """Restore raw frames from stdin to stdout, streaming, in the same format and size (the
+    size times --upscale with --upscale 2, 3 or 4: tell the next program the new size).
 
     stdout carries frames only; progress and messages go to stderr. Without --lookahead the
     filter is causal: temporal mode 'recurrent' and a face tracker that never waits for later
@@ -80,6 +83,9 @@ def pipe(ctx: click.Context, size: str, pix_fmt: str, rate: str, lookahead: int,
     from ..hosts.rawpipe import RawFormat, run_pipe, stream_latency, stream_options
 
     fmt = RawFormat.parse(size, pix_fmt, rate)
+    from ..upscale.geometry import check_output_size
+
+    check_output_size(fmt.width, fmt.height, int(values.get("upscale") or 1))
     temporal_given = values.get("temporal") is not None
     if not temporal_given:
         values.pop("temporal", None)
@@ -89,9 +95,9 @@ def pipe(ctx: click.Context, size: str, pix_fmt: str, rate: str, lookahead: int,
     from ..restore.pipeline import Restorer
 
     restorer = Restorer(options, faces)
-    log.info("pipe: %s at %s fps, temporal %s, output lags input by up to %d frames plus one "
-             "network batch", fmt.describe(), fmt.rate, options.temporal,
-             stream_latency(restorer))
+    log.info("pipe: %s at %s fps (out: %s), temporal %s, output lags input by up to %d frames "
+             "plus one network batch", fmt.describe(), fmt.rate,
+             fmt.scaled(options.upscale).describe(), options.temporal, stream_latency(restorer))
     show = progress and sys.stderr.isatty()
     from tqdm import tqdm
 
@@ -104,5 +110,6 @@ def pipe(ctx: click.Context, size: str, pix_fmt: str, rate: str, lookahead: int,
             frames_out.close()
         ctx.exit(EXIT_BROKEN_PIPE)
     frames_out.close()
+    restorer.close()
     log.info("pipe: %d frames, %d faces restored, %.2f fps", summary.frames,
              sum(summary.faces_restored.values()), summary.fps)

@@ -49,7 +49,7 @@ def track(input: Path, preview: Path | None, report: Path | None, sheet: Path | 
     result = track_video(input, preview, report, build(FaceOptions, values), start=start,
                          end=end, progress=progress, overwrite=overwrite, device=device,
                          fps=fps, sheet=sheet)
-    summary = {str(t.id): {"frames": len(t.frames),
+    summary: dict[str, dict[str, Any]] = {str(t.id): {"frames": len(t.frames),
                            "first": t.frames[0].frame, "last": t.frames[-1].frame,
                            "bridged": sum(f.interpolated for f in t.frames),
                            "alignment": t.alignment(), "reason": t.reason}

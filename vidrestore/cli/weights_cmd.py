@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,7 +28,7 @@ def weights() -> None:
 def list_cmd(as_json: bool) -> None:
     """Show every model file: present or missing, size, licence, hash and path."""
     store = WeightStore.from_env()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in store.manifest:
         st = store.status(name)
         size, sha = store.expected(name)
@@ -92,6 +93,8 @@ def _loads_as(name: str, path: Path) -> None:
     """Refuse a file that is not the model of entry ``name`` (one-line error)."""
     import torch
 
+    from ..upscale.model import NAMED
+
     if name == "codeformer":
         from ..models.loader import load_codeformer_checkpoint
 
@@ -100,6 +103,10 @@ def _loads_as(name: str, path: Path) -> None:
         from ..restore.masks import ParseMasker
 
         ParseMasker(str(path), torch.device("cpu"))
+    elif name in NAMED:
+        from ..upscale.model import load_named_file
+
+        load_named_file(name, path)
     elif name in ("yunet", "retinaface_resnet50"):
         from ..faces import create_detector
 

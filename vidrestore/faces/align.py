@@ -76,7 +76,8 @@ def transform_points(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a 2x3 affine to (N, 2) points."""
     p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     a = np.asarray(affine, dtype=np.float64)
-    return p @ a[:, :2].T + a[:, 2]
+    moved: np.ndarray = p @ a[:, :2].T + a[:, 2]
+    return moved
 
 
 def affine_scale(affine: np.ndarray) -> float:

@@ -19,7 +19,7 @@ _V_BINS = 16
 
 def thumbnail(pixels: np.ndarray, width: int = THUMB_WIDTH) -> np.ndarray:
     """A small 8-bit HSV copy of an RGB frame (cheap even for 4K: strided before resizing)."""
-    h, w = pixels.shape[:2]
+    w = pixels.shape[1]
     step = max(1, w // (width * 4))
     small = to_uint8(pixels[::step, ::step])
     sh, sw = small.shape[:2]
@@ -31,8 +31,8 @@ def histograms(hsv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Normalised hue-saturation and value histograms of an HSV thumbnail."""
     hs = cv2.calcHist([hsv], [0, 1], None, list(_HS_BINS), [0, 180, 0, 256])
     v = cv2.calcHist([hsv], [2], None, [_V_BINS], [0, 256])
-    return (cv2.normalize(hs, None, 1.0, 0.0, cv2.NORM_L1),
-            cv2.normalize(v, None, 1.0, 0.0, cv2.NORM_L1))
+    return (cv2.normalize(hs, np.empty_like(hs), 1.0, 0.0, cv2.NORM_L1),
+            cv2.normalize(v, np.empty_like(v), 1.0, 0.0, cv2.NORM_L1))
 
 
 def cut_score(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:

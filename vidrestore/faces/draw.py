@@ -31,7 +31,7 @@ def draw_faces(
     missed the face), smoothed landmarks as dots and, with ``raw``, the detector's landmarks as
     small crosses. Line widths follow the frame size.
     """
-    out = np.ascontiguousarray(pixels).copy()
+    out: np.ndarray = np.ascontiguousarray(pixels).copy()
     unit = 257 if out.dtype == np.uint16 else 1
     h, w = out.shape[:2]
     thick = max(1, round(min(w, h) / 360))

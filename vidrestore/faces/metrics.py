@@ -55,7 +55,7 @@ def jitter(
 
 def _detected(raw: np.ndarray) -> np.ndarray:
     """Per frame: whether all 5 points of a (T, 5, 2) track are finite."""
-    return np.isfinite(np.asarray(raw, dtype=np.float64)).all(axis=(1, 2))
+    return np.asarray(np.isfinite(np.asarray(raw, dtype=np.float64)).all(axis=(1, 2)))
 
 
 def fill_gaps(raw: np.ndarray) -> np.ndarray:
@@ -81,7 +81,8 @@ def gaussian_baseline(raw: np.ndarray, sigma: float) -> np.ndarray:
     p = fill_gaps(raw)
     if sigma <= 0:
         return p
-    return gaussian_filter1d(p, sigma, axis=0, mode="nearest")
+    smooth: np.ndarray = gaussian_filter1d(p, sigma, axis=0, mode="nearest")
+    return smooth
 
 
 def drift(estimate: np.ndarray, raw: np.ndarray, sigma: float = 2.0) -> np.ndarray:
@@ -98,7 +99,7 @@ def drift(estimate: np.ndarray, raw: np.ndarray, sigma: float = 2.0) -> np.ndarr
         raise ValueError(f"estimate {est.shape} and raw {raw.shape} must both be (T, 5, 2)")
     ref = gaussian_baseline(raw, sigma)
     scales = aligned_scales(ref)
-    d = np.linalg.norm(est - ref, axis=2).mean(axis=1) * scales
+    d: np.ndarray = np.linalg.norm(est - ref, axis=2).mean(axis=1) * scales
     d[~(_detected(raw) & _detected(est))] = np.nan
     return d
 
@@ -118,7 +119,8 @@ def detector_offset(estimate: np.ndarray, raw: np.ndarray, sigma: float = 2.0) -
     if est.shape != raw.shape or est.ndim != 3:
         raise ValueError(f"estimate {est.shape} and raw {raw.shape} must both be (T, 5, 2)")
     off = gaussian_baseline(fill_gaps(est) - fill_gaps(raw), sigma)
-    d = np.linalg.norm(off, axis=2).mean(axis=1) * aligned_scales(gaussian_baseline(raw, sigma))
+    d: np.ndarray = np.linalg.norm(off, axis=2).mean(axis=1) * aligned_scales(
+        gaussian_baseline(raw, sigma))
     d[~(_detected(raw) & _detected(est))] = np.nan
     return d
 
@@ -142,7 +144,7 @@ def drift_summary(per_frame: np.ndarray, limit: float = 20.0) -> DriftSummary:
     if not len(d):
         raise ValueError("no measured frame")
     return DriftSummary(float(np.percentile(d, 50)), float(np.percentile(d, 95)),
-                        float(np.mean(d > limit)), float(limit), int(len(d)))
+                        float(np.mean(d > limit)), float(limit), len(d))
 
 
 def jitter_reduction(estimate: np.ndarray, raw: np.ndarray, sigma: float = 2.0) -> float:
@@ -172,7 +174,7 @@ def path_errors(estimate: np.ndarray, truth: np.ndarray, remove_offset: bool = T
     if est.shape != ref.shape or est.ndim != 3:
         raise ValueError(f"estimate {est.shape} and truth {ref.shape} must both be (T, 5, 2)")
     linear = np.stack([similarity_transform(p)[:, :2] for p in ref])
-    err = np.einsum("tij,tpj->tpi", linear, est - ref)
+    err: np.ndarray = np.einsum("tij,tpj->tpi", linear, est - ref)
     if remove_offset:
         err -= err.mean(axis=0, keepdims=True)
     return err
@@ -196,7 +198,7 @@ def lag(estimate: np.ndarray, truth: np.ndarray, max_shift: int = 8) -> float:
         raise ValueError(f"lag needs more than {2 * max_shift + 2} frames, got {n}")
     shifts = np.arange(-max_shift, max_shift + 1)
     costs = []
-    for k in shifts:
+    for k in range(-max_shift, max_shift + 1):
         lo, hi = max(0, -k), min(n, n - k)
         costs.append(path_error(est[lo + k : hi + k], ref[lo:hi], remove_offset=True) ** 2)
     c = np.array(costs)

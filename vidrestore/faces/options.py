@@ -9,7 +9,7 @@ from ..options import opt, validate
 DETECTORS = ("yunet", "retinaface")
 
 
-@dataclass
+@dataclass(frozen=True)
 class FaceOptions:
     """How faces are found, followed and steadied."""
 

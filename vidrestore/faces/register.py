@@ -158,6 +158,6 @@ def _similar(m: np.ndarray) -> np.ndarray:
     """The similarity closest to an affine map (rotation and uniform scale; translation kept)."""
     a = (m[0, 0] + m[1, 1]) / 2
     b = (m[1, 0] - m[0, 1]) / 2
-    out = m.copy()
+    out: np.ndarray = m.copy()
     out[:2, :2] = [[a, -b], [b, a]]
     return out

@@ -135,7 +135,8 @@ def compose(pose: np.ndarray, shape: np.ndarray) -> np.ndarray:
     cx, cy, ar, br = (float(v) for v in np.asarray(pose).reshape(-1)[:4])
     a, b = ar / _RADIUS, br / _RADIUS
     m = np.array([[a, -b], [b, a]])
-    pts = (_CENTRED + np.asarray(shape, dtype=np.float64).reshape(5, 2)) @ m.T + (cx, cy)
+    pts: np.ndarray = (_CENTRED + np.asarray(shape, dtype=np.float64).reshape(5, 2)) @ m.T + (
+        cx, cy)
     return pts.astype(np.float32)
 
 
@@ -232,16 +233,16 @@ class LandmarkSmoother:
     def filtered(self, frame: int) -> np.ndarray:
         """Forward (causal) estimate at ``frame``: uses nothing after it."""
         i = self._index(frame)
-        if self.strength == 0 and self._raw[i] is not None:
-            return self._raw[i]
+        if self.strength == 0 and (raw := self._raw[i]) is not None:
+            return raw
         return compose(self._xs[i][0, :4], self._xs[i][3])
 
     def smoothed(self, frame: int) -> np.ndarray:
         """Estimate at ``frame`` using every stored frame after it as well (fixed-lag RTS, then
         the centred ``post_sigma`` Gaussian over the estimates around it)."""
         i = self._index(frame)
-        if self.strength == 0 and self._raw[i] is not None:
-            return self._raw[i]
+        if self.strength == 0 and (raw := self._raw[i]) is not None:
+            return raw
         radius = self._post_radius
         lo = max(0, i - self.history)
         if len(self._xs) - lo == 1:
@@ -279,7 +280,7 @@ class LandmarkSmoother:
         one, on the newest frames, lags behind a moving face); frames without a detection
         near them add no excess."""
         t = self.tuning
-        here = estimates[int(np.searchsorted(rows, i))]
+        here: np.ndarray = estimates[int(np.searchsorted(rows, i))]
         if t.guard_px <= 0:
             return here.astype(np.float32)
         reach = self._guard_reach
@@ -304,7 +305,8 @@ class LandmarkSmoother:
                          1.0 - t.guard_px / np.maximum(distance, 1e-9), 0.0)
         taper = np.exp(-0.5 * ((rows - i) / t.guard_sigma) ** 2)
         correction = np.einsum("j,jpc->pc", taper * share, off) / taper.sum()
-        return (here - correction).astype(np.float32)
+        corrected: np.ndarray = here - correction
+        return corrected.astype(np.float32)
 
     def predicted(self, frames_ahead: int = 1) -> np.ndarray:
         """Landmarks expected ``frames_ahead`` after the newest frame (motion model only)."""
@@ -412,7 +414,8 @@ def _compose_many(pose: np.ndarray, shape: np.ndarray) -> np.ndarray:
     a, b = pose[:, 2] / _RADIUS, pose[:, 3] / _RADIUS
     m = np.stack([np.stack([a, -b], axis=1), np.stack([b, a], axis=1)], axis=1)  # (J, 2, 2)
     pts = _CENTRED[None] + shape.reshape(-1, 5, 2)
-    return np.einsum("jpc,jrc->jpr", pts, m) + pose[:, None, :2]
+    out: np.ndarray = np.einsum("jpc,jrc->jpr", pts, m) + pose[:, None, :2]
+    return out
 
 
 def _scales(points: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -430,10 +433,13 @@ def _post_kernel(offsets: np.ndarray, sigma: float, degree: int) -> np.ndarray:
     """Weights (summing to 1) of the value at offset 0 of a local polynomial (degree 0 or 2;
     symmetric, so 1 and 3 equal them) fitted with Gaussian weights of ``sigma`` frames."""
     w = np.exp(-0.5 * (offsets / sigma) ** 2)
+    weights: np.ndarray
     if degree < 2:
-        return w / w.sum()
-    s0, s2, s4 = (float((w * offsets.astype(np.float64) ** m).sum()) for m in (0, 2, 4))
-    return w * (s4 - s2 * offsets**2) / (s0 * s4 - s2 * s2)
+        weights = w / w.sum()
+    else:
+        s0, s2, s4 = (float((w * offsets.astype(np.float64) ** m).sum()) for m in (0, 2, 4))
+        weights = w * (s4 - s2 * offsets**2) / (s0 * s4 - s2 * s2)
+    return weights
 
 
 _I4 = np.eye(4)

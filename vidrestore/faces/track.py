@@ -79,7 +79,7 @@ def appearance(pixels: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     affine *= APPEARANCE_SIZE / side
     face = warp_face(pixels, affine, APPEARANCE_SIZE).astype(np.float32)
     grey = face @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    v = grey.reshape(-1) - grey.mean()
+    v: np.ndarray = grey.reshape(-1) - grey.mean()
     norm = float(np.linalg.norm(v))
     return v / norm if norm > 1e-6 else v
 

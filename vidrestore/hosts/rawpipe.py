@@ -105,6 +105,10 @@ class RawFormat:
     def describe(self) -> str:
         return f"{self.width}x{self.height} {self.pix_fmt}"
 
+    def scaled(self, scale: int) -> RawFormat:
+        """The same format ``scale`` times larger (the output of ``--upscale``)."""
+        return dataclasses.replace(self, width=self.width * scale, height=self.height * scale)
+
 
 def _read_full(stream: IO[bytes], view: memoryview) -> int:
     """Fill ``view`` from ``stream``; fewer bytes only at the end of the stream."""
@@ -175,7 +179,7 @@ def frame_to_bytes(frame: Frame, fmt: RawFormat) -> memoryview:
         p = ((p.astype(np.uint32) + 128) // 257).astype(np.uint8)
     elif fmt.dtype.itemsize == 2 and p.dtype == np.uint8:
         p = p.astype(np.uint16) * np.uint16(257)
-    return memoryview(np.ascontiguousarray(p, dtype=fmt.dtype)).cast("B")
+    return memoryview(np.ascontiguousarray(p, dtype=fmt.dtype).data).cast("B")
 
 
 def stream_options(options: RestoreOptions, faces: FaceOptions, lookahead: int, *,
@@ -233,7 +237,8 @@ class PipeSummary:
 def run_pipe(source: IO[bytes], sink: IO[bytes], fmt: RawFormat, restorer: Restorer, *,
              name: str = "stdin", progress_callback: Callable[[int], None] | None = None,
              queue_frames: int = 4) -> PipeSummary:
-    """Restore the raw frames of ``source`` into ``sink``, in the same format, streaming.
+    """Restore the raw frames of ``source`` into ``sink``, in the same format, streaming (the
+    output ``restorer.options.upscale`` times the input size).
 
     Reading and writing run in their own threads, ``queue_frames`` frames ahead, so the
     processes on either side keep working while faces are restored. ``sink`` is flushed after
@@ -243,16 +248,17 @@ def run_pipe(source: IO[bytes], sink: IO[bytes], fmt: RawFormat, restorer: Resto
     Args:
         source: readable binary stream of packed frames (e.g. ``sys.stdin.buffer``).
         sink: writable binary stream for the restored frames.
-        fmt: size, pixel format and rate of both streams.
+        fmt: size, pixel format and rate of the input (the output's, times the upscale).
         restorer: the :class:`Restorer` to run (its state continues across calls).
         name: the source's name in error messages.
         progress_callback: called with the number of frames written so far.
     """
     t0 = time.perf_counter()
     reader = RawFrameReader(source, fmt, name=name)
+    out_fmt = fmt.scaled(restorer.upscaler.scale)
 
     def write(frame: Frame) -> None:
-        sink.write(frame_to_bytes(frame, fmt))
+        sink.write(frame_to_bytes(frame, out_fmt))
         sink.flush()
 
     done = 0

@@ -34,6 +34,11 @@ def containers_for(codec: str) -> str:
     return {"ffv1": ".mkv", "prores": ".mov or .mkv"}.get(codec, ".mp4, .mov, .mkv or .ts")
 
 
+def encoder_pix_fmts(encoder: str) -> list[str]:
+    """The pixel formats an encoder lists (none listed: an empty list)."""
+    return [f.name for f in av.codec.Codec(encoder, "w").video_formats or ()]
+
+
 def pick_pix_fmt(encoder: str, info: VideoInfo, codec: str, prores_profile: str) -> str:
     """The encoder format closest to the source: same chroma, never fewer bits if avoidable.
 
@@ -42,7 +47,7 @@ def pick_pix_fmt(encoder: str, info: VideoInfo, codec: str, prores_profile: str)
     """
     if codec == "prores":
         return "yuv444p10le" if prores_profile.startswith("4444") else "yuv422p10le"
-    supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats]
+    supported = encoder_pix_fmts(encoder)
     plain = info.pix_fmt.replace("yuvj", "yuv")
     fmt = av.VideoFormat(plain)
     depth = bit_depth(plain)
@@ -74,7 +79,7 @@ def pick_pix_fmt(encoder: str, info: VideoInfo, codec: str, prores_profile: str)
 
 
 def check_pix_fmt(encoder: str, pix_fmt: str | None, dst: Path) -> None:
-    supported = [f.name for f in av.codec.Codec(encoder, "w").video_formats]
+    supported = encoder_pix_fmts(encoder)
     if pix_fmt not in supported:
         raise UsageError(f"{dst}: {encoder} cannot encode pixel format {pix_fmt}; "
                          f"allowed: {', '.join(supported)}")

@@ -7,14 +7,22 @@ any file's content, name or presence does, and ``sha256sum -c`` checks the same 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+
+_CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's content."""
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        if sys.version_info >= (3, 11):
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+        digest = hashlib.sha256()  # Python 3.10 has no hashlib.file_digest
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+        return digest.hexdigest()
 
 
 def sha256_listing(entries: Iterable[tuple[Path, str]]) -> tuple[str, list[tuple[str, str]]]:

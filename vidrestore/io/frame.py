@@ -24,12 +24,14 @@ class Frame:
     Frames are immutable.
     """
 
-    __slots__ = ("index", "pts", "time_base", "source", "_pixels", "_convert")
+    __slots__ = ("_convert", "_pixels", "index", "pts", "source", "time_base")
 
     index: int
     pts: int
     time_base: Fraction
     source: Any
+    _pixels: np.ndarray | None
+    _convert: Converter | None
 
     def __init__(self, index: int, pts: int, time_base: Fraction,
                  pixels: np.ndarray | None = None, *, source: Any = None,
@@ -58,12 +60,15 @@ class Frame:
     @property
     def pixels(self) -> np.ndarray:
         """HxWx3 RGB (converted from ``source`` on first use when it was deferred)."""
-        if self._pixels is None:
-            pixels = self._convert(self.source)
+        pixels = self._pixels
+        if pixels is None:
+            convert = self._convert
+            assert convert is not None  # kept until the deferred pixels exist
+            pixels = convert(self.source)
             _check(pixels)
             object.__setattr__(self, "_pixels", pixels)
             object.__setattr__(self, "_convert", None)
-        return self._pixels
+        return pixels
 
     @property
     def time(self) -> float:

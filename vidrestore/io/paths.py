@@ -154,8 +154,9 @@ class AtomicOutput:
             else:
                 os.close(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except OSError as exc:
+            code = errno.errorcode.get(exc.errno, exc) if exc.errno is not None else exc
             raise OutputError(f"{dst}: cannot write in folder {dst.parent} "
-                              f"({exc.strerror or errno.errorcode.get(exc.errno, exc)})") from exc
+                              f"({exc.strerror or code})") from exc
 
     def commit(self) -> None:
         """Move the finished temporary into place (atomically for a file or a new folder).

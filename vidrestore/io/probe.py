@@ -13,10 +13,11 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type as SideDataType
 
 from ..errors import SourceError, UsageError
 from .color import COLOR_MATRICES, COLOR_PRIMARIES, COLOR_RANGES, COLOR_TRANSFERS, FIELD_ORDERS
@@ -24,12 +25,14 @@ from .timecode import parse_time
 
 log = logging.getLogger(__name__)
 
+StreamKind = Literal["audio", "subtitle", "data", "attachment"]
+
 @dataclass(frozen=True)
 class StreamInfo:
     """A non-video stream of the source, as the writer will try to carry it."""
 
     index: int
-    kind: str  # "audio", "subtitle", "data" or "attachment"
+    kind: StreamKind
     codec: str
     language: str | None = None
     title: str | None = None
@@ -213,7 +216,7 @@ def bit_depth(pix_fmt: str) -> int:
 
 
 def _display_matrix(frame: Any) -> tuple[int, ...] | None:
-    data = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+    data = frame.side_data.get(SideDataType.DISPLAYMATRIX)
     if data is None:
         return None
     return tuple(int(v) for v in np.frombuffer(bytes(data), dtype="<i4")[:9])
@@ -224,7 +227,7 @@ def _rate(value: Fraction | None) -> Fraction | None:
 
 
 def _stream_info(stream: Any) -> StreamInfo:
-    kind = stream.type if stream.type != "video" else "attachment"
+    kind: StreamKind = stream.type if stream.type != "video" else "attachment"
     codec = stream.codec_context.name if stream.codec_context is not None else _codec_name(stream)
     return StreamInfo(
         index=stream.index,

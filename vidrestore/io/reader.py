@@ -19,7 +19,7 @@ from itertools import chain
 from math import ceil
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import av
 import numpy as np
@@ -154,10 +154,12 @@ class VideoReader:
                 pts = last + 1
             if isinstance(picture, np.ndarray):
                 yield Frame(index, pts, tb, picture)
-            elif self._lazy:
-                yield Frame(index, pts, tb, source=picture, convert=self._source.to_rgb)
-            else:
-                yield Frame(index, pts, tb, self._source.to_rgb(picture), source=picture)
+            else:  # a decoder picture: only the PyAV source hands those over
+                convert = cast(_PyAVSource, self._source).to_rgb
+                if self._lazy:
+                    yield Frame(index, pts, tb, source=picture, convert=convert)
+                else:
+                    yield Frame(index, pts, tb, convert(picture), source=picture)
             last = pts
             index += 1
         if index == 0:

@@ -8,13 +8,14 @@ PNG, TIFF, DPX or JPEG files into a temporary folder that is moved into place wh
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -92,7 +93,7 @@ def _check_numbering(source: Path, files: list[Path]) -> None:
     if any(m is None for m in parts) or len({(m[1], m[3]) for m in parts if m}) != 1:
         return
     numbers = [int(m[2]) for m in parts if m]
-    holes = [(a, b) for a, b in zip(numbers, numbers[1:], strict=False) if b != a + 1]
+    holes = [(a, b) for a, b in itertools.pairwise(numbers) if b != a + 1]
     if holes:
         a, b = holes[0]
         missing = sum(b - a - 1 for a, b in holes)
@@ -178,7 +179,8 @@ class SequenceWriter:
 
     def _check(self, info: VideoInfo, overwrite: bool) -> None:
         folder = self.folder
-        if info.is_sequence and same_file(folder, _split(info.path)[0]):
+        if (info.is_sequence and info.path is not None
+                and same_file(folder, _split(info.path)[0])):
             raise OutputError(f"{folder}: is the input sequence's folder; choose another folder")
         if not folder.parent.is_dir():
             raise OutputError(f"{folder}: parent folder {folder.parent} does not exist")
@@ -199,7 +201,8 @@ class SequenceWriter:
         pixels = np.ascontiguousarray(np.rot90(frame.pixels, self._turns))
         image = av.VideoFrame.from_ndarray(
             pixels, format="rgb48le" if pixels.dtype == np.uint16 else "rgb24")
-        ctx = av.CodecContext.create(self.codec, "w")
+        # an image codec's context is a video one
+        ctx = cast("av.VideoCodecContext", av.CodecContext.create(self.codec, "w"))
         ctx.width, ctx.height = image.width, image.height
         ctx.pix_fmt = self.pix_fmt
         ctx.time_base = Fraction(1, 25)

@@ -72,6 +72,8 @@ class StreamCopier:
                  starts_late: bool = False, dst: Path | None = None) -> None:
         self.notes: list[StreamNote] = []
         self._map: dict[int, Any] = {}
+        if source.path is None:
+            raise ValueError("StreamCopier needs a source file to copy streams from")
         self._input = open_input(source.path)
         try:
             self._plan(source, output, video, starts_late)
@@ -190,7 +192,7 @@ class StreamCopier:
 
     def _copy_chapters(self) -> None:
         lo, hi, shift = self._window.lo, self._window.hi, self._window.shift
-        chapters = []
+        chapters: list[dict[str, Any]] = []
         for ch in self._input.chapters():
             tb = ch["time_base"]
             start, end = ch["start"] * tb, ch["end"] * tb

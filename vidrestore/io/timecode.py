@@ -46,7 +46,7 @@ def _parse_text(text: str, rate: Fraction | None, name: str) -> Fraction:
     clock = _CLOCK.match(text)
     if clock:
         hours, minutes, secs = clock.groups()
-        if int(minutes) >= 60 and hours is not None or Fraction(secs) >= 60:
+        if (int(minutes) >= 60 and hours is not None) or Fraction(secs) >= 60:
             raise UsageError(f"{name}: {text!r} has minutes or seconds of 60 or more")
         return Fraction(int(hours or 0) * 3600 + int(minutes) * 60) + Fraction(secs)
     frames = _FRAMES.match(text)

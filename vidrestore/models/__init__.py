@@ -1,6 +1,6 @@
 """The CodeFormer network, its precision and placement policy, checkpoint loading (one typed
-loader, :func:`load_restorer`, handing out a :class:`RestorerDescriptor`) and synthetic
-weights."""
+loader, :func:`load_restorer`, handing out a :class:`RestorerDescriptor`). Synthetic weights
+for tests and benchmarks live in :mod:`vidrestore.testing.weights`."""
 
 from .codeformer import (
     FIDELITY_RANGE,
@@ -23,7 +23,6 @@ from .loader import (
 )
 from .placement import auto_dtype, resolve_device, resolve_dtype
 from .precision import parse_dtype, supported_dtypes
-from .synthetic import synthetic_codeformer, synthetic_state_dict
 
 __all__ = [
     "FIDELITY_RANGE",
@@ -45,7 +44,5 @@ __all__ = [
     "resolve_dtype",
     "save_codeformer_checkpoint",
     "supported_dtypes",
-    "synthetic_codeformer",
-    "synthetic_state_dict",
     "variant_name",
 ]

@@ -54,9 +54,9 @@ class ResBlock(nn.Module):
         self.in_channels, self.out_channels = cin, cout
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.conv1(swish(self.norm1(x)))
+        h: Tensor = self.conv1(swish(self.norm1(x)))
         h = self.conv2(swish(self.norm2(h)))
-        skip = x if self.conv_out is None else self.conv_out(x)
+        skip: Tensor = x if self.conv_out is None else self.conv_out(x)
         return skip + h
 
 
@@ -68,7 +68,8 @@ class Downsample(nn.Module):
         self.conv = conv3x3(channels, channels, stride=2, padding=0)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1), mode="constant", value=0.0))
+        out: Tensor = self.conv(F.pad(x, (0, 1, 0, 1), mode="constant", value=0.0))
+        return out
 
 
 class Upsample(nn.Module):
@@ -79,7 +80,8 @@ class Upsample(nn.Module):
         self.conv = conv3x3(channels, channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        out: Tensor = self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return out
 
 
 class AttnBlock(nn.Module):
@@ -100,7 +102,8 @@ class AttnBlock(nn.Module):
         k = self.k(n).reshape(b, c, h * w).transpose(1, 2)
         v = self.v(n).reshape(b, c, h * w).transpose(1, 2)
         out = precision.attention(q, k, v, c**-0.5, prescale=False)
-        return x + self.proj_out(out.transpose(1, 2).reshape(b, c, h, w))
+        projected: Tensor = self.proj_out(out.transpose(1, 2).reshape(b, c, h, w))
+        return x + projected
 
 
 class SelfAttention(nn.Module):
@@ -132,7 +135,8 @@ class SelfAttention(nn.Module):
         k = split(F.linear(qk, wk, bk))
         val = split(F.linear(v, wv, bv))
         out = precision.attention(q, k, val, d**-0.5, prescale=True)
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, dim))
+        projected: Tensor = self.out_proj(out.transpose(1, 2).reshape(b, n, dim))
+        return projected
 
 
 class TransformerLayer(nn.Module):
@@ -148,10 +152,11 @@ class TransformerLayer(nn.Module):
         self.norm2 = LayerNorm(dim)
 
     def forward(self, t: Tensor, pos: Tensor) -> Tensor:
-        a = self.norm1(t)
+        a: Tensor = self.norm1(t)
         t = t + self.self_attn(a + pos, a)
-        b = self.norm2(t)
-        return t + self.linear2(F.gelu(self.linear1(b)))
+        b: Tensor = self.norm2(t)
+        mlp: Tensor = self.linear2(F.gelu(self.linear1(b)))
+        return t + mlp
 
 
 class Fuse(nn.Module):
@@ -171,5 +176,5 @@ class Fuse(nn.Module):
 
     def forward(self, enc: Tensor, dec: Tensor, w: float) -> Tensor:
         e = self.encode_enc(torch.cat([enc, dec], dim=1))
-        residual = w * (dec * self.scale(e) + self.shift(e))
+        residual: Tensor = w * (dec * self.scale(e) + self.shift(e))
         return dec + residual

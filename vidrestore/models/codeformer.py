@@ -256,13 +256,20 @@ class CodeFormer(nn.Module):
         return cls(**asdict(config))
 
     @property
+    def _stem(self) -> nn.Conv2d:
+        """The encoder's first convolution, whose weight tells the dtype and device."""
+        stem = self.encoder.blocks[0]
+        assert isinstance(stem, nn.Conv2d)
+        return stem
+
+    @property
     def dtype(self) -> torch.dtype:
         """Compute dtype (of the convolutions); some parts stay float32, see ``precision``."""
-        return self.encoder.blocks[0].weight.dtype
+        return self._stem.weight.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.encoder.blocks[0].weight.device
+        return self._stem.weight.device
 
     # --- stages -------------------------------------------------------------------------
 
@@ -284,6 +291,7 @@ class CodeFormer(nn.Module):
         for layer in self.ft_layers:
             t = layer(t, pos)
         norm, head = self.idx_pred_layer
+        assert isinstance(norm, nn.LayerNorm) and isinstance(head, nn.Linear)
         return precision.linear(precision.layer_norm(t, norm, out_dtype=torch.float32), head)
 
     def lookup(
@@ -307,6 +315,7 @@ class CodeFormer(nn.Module):
         if indices is not None:
             feat = codebook[indices.to(device=codebook.device, dtype=torch.long)]
         else:
+            assert probs is not None  # exactly one of the three was given
             feat = torch.matmul(probs.to(device=codebook.device, dtype=torch.float32), codebook)
         b = feat.shape[0]
         feat = feat.reshape(b, TOKEN_SIDE, TOKEN_SIDE, -1).permute(0, 3, 1, 2).contiguous()

@@ -17,17 +17,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from ..concurrency import prefetch
 from ..errors import UsageError
 from ..faces import FaceOptions
-from ..io import WriterOptions
+from ..io import VideoWriter, WriterOptions
 from ..io.frame import Frame
 from ..io.orientation import display_facts, upright_frame, upright_size
 from ..io.paths import AtomicOutput, check_side_outputs
 from ..io.probe import VideoInfo
 from ..io.run import ProgressCallback, VideoPass
+from ..upscale import scaled_info
+from ..upscale.geometry import check_output_size
 from ..weights import WeightStore
 from .options import RestoreOptions
 from .pipeline import Restorer
@@ -61,14 +64,18 @@ class RestoreSummary:
 
 def side_by_side(a: Frame, b: Frame, turns: int = 0) -> Frame:
     """Source and restored frame next to each other (for reviewing), upright: ``turns``
-    counter-clockwise quarter turns make the frames so."""
+    counter-clockwise quarter turns make the frames so. A smaller source (an upscaled output)
+    is enlarged with Lanczos to the output's size."""
     a, b = upright_frame(a, turns), upright_frame(b, turns)
-    return b.with_pixels(np.concatenate([a.pixels, b.pixels], axis=1))
+    left = a.pixels
+    if a.size != b.size:
+        left = cv2.resize(left, b.size, interpolation=cv2.INTER_LANCZOS4)
+    return b.with_pixels(np.concatenate([left, b.pixels], axis=1))
 
 
 def side_by_side_info(info: VideoInfo, turns: int = 0) -> VideoInfo:
-    """The facts the side-by-side video is written with: twice as wide, and upright (no
-    display matrix) when ``turns`` turned the frames."""
+    """The facts the side-by-side video is written with (``info``: the output's): twice as
+    wide, and upright (no display matrix) when ``turns`` turned the frames."""
     width, height = upright_size(info.width, info.height, turns)
     if not turns:
         return dataclasses.replace(info, width=2 * width)
@@ -119,44 +126,83 @@ def restore_video(
     writer = writer or WriterOptions()
     check_side_outputs(src, ("the output", Path(dst)),
                        [("--compare", compare), ("--report", report)], overwrite=writer.overwrite)
-    with VideoPass(src, start=start, end=end, fps=fps, desc="restore", progress=progress,
-                   progress_callback=progress_callback) as run:
-        info, turns = run.info, run.turns
-        out = run.writer(dst, options=writer)
-        side = None
-        if compare is not None:
-            side = run.writer(compare, options=writer, source=side_by_side_info(info, turns),
-                              side=True)
-        if restorer is None:
-            restorer = Restorer(options, faces, keep_tracks=report is not None, store=store)
-        restorer.rotation = 90 * turns  # (a rotation that is no quarter turn was warned of)
-
-        def write(pair: tuple[Frame, Frame]) -> None:
-            out.write(pair[1])
-            if side is not None:
-                side.write(side_by_side(*pair, turns))
-
-        sink = run.sink(write, "writer")
-        for n, pair in enumerate(restorer.process_pairs(prefetch(run.reader, 4, "reader")), 1):
-            sink.put(pair)
-            if n % 10 == 0:
-                run.step(faces=sum(restorer.faces_restored.values()))
-            else:
-                run.step()
-        chosen = set(restorer.options.faces or ())
-        if chosen and not chosen & restorer.track_ids:
-            found = ", ".join(map(str, sorted(restorer.track_ids))) or "none"
-            ids = ", ".join(map(str, sorted(chosen)))
-            raise UsageError(f"--faces: none of the chosen tracks ({ids}) appeared (tracks "
-                             f"found: {found}); nothing written")
-        if report is not None:
-            run.stage(stage_report(report, info, restorer, overwrite=writer.overwrite))
+    owned: Restorer | None = None
+    try:
+        with VideoPass(src, start=start, end=end, fps=fps, desc="restore", progress=progress,
+                       progress_callback=progress_callback) as run:
+            info, turns = run.info, run.turns
+            scale = (restorer.options if restorer is not None else options or RestoreOptions()
+                     ).upscale
+            check_output_size(info.width, info.height, scale)
+            out_info = scaled_info(info, scale)
+            out = run.writer(dst, options=writer, source=out_info)
+            side = None
+            if compare is not None:
+                side = run.writer(compare, options=writer,
+                                  source=side_by_side_info(out_info, turns), side=True)
+            if restorer is None:
+                restorer = Restorer(options, faces, keep_tracks=report is not None, store=store)
+                owned = restorer
+            restorer.rotation = 90 * turns  # (a rotation that is no quarter turn was warned of)
+            warn_background_cost(restorer, info.width, info.height, run.reader.expected_frames)
+            _frames(run, restorer, out, side, turns)
+            chosen = set(restorer.options.faces or ())
+            if chosen and not chosen & restorer.track_ids:
+                found = ", ".join(map(str, sorted(restorer.track_ids))) or "none"
+                ids = ", ".join(map(str, sorted(chosen)))
+                raise UsageError(f"--faces: none of the chosen tracks ({ids}) appeared (tracks "
+                                 f"found: {found}); nothing written")
+            if report is not None:
+                run.stage(stage_report(report, info, restorer, overwrite=writer.overwrite))
+    finally:
+        if owned is not None:
+            owned.close()
+    assert restorer is not None
     _warn_unseen(restorer)
     summary = RestoreSummary(
         output=str(dst), frames=restorer.frames_done, faces_restored=restorer.faces_restored,
         tracks=len(restorer.faces_restored), seconds=time.perf_counter() - t0,
         device=str(restorer.device), dtype=str(restorer.dtype).replace("torch.", ""))
     return summary
+
+
+def _frames(run: VideoPass, restorer: Restorer, out: VideoWriter, side: VideoWriter | None,
+            turns: int) -> None:
+    """Every frame through the restorer into the writers (encoding on its own thread)."""
+    def write(pair: tuple[Frame, Frame]) -> None:
+        out.write(pair[1])
+        if side is not None:
+            side.write(side_by_side(*pair, turns))
+
+    sink = run.sink(write, "writer")
+    for n, pair in enumerate(restorer.process_pairs(prefetch(run.reader, 4, "reader")), 1):
+        sink.put(pair)
+        if n % 10 == 0:
+            run.step(faces=sum(restorer.faces_restored.values()))
+        else:
+            run.step()
+
+
+def warn_background_cost(restorer: Restorer, width: int, height: int,
+                         frames: int | None) -> None:
+    """One line before a long run: a large background model on the CPU, with the time it
+    will take (measured on a probe)."""
+    up = restorer.upscaler
+    if up.model is None or up.model.device.type != "cpu" or not up.model.large:
+        return
+    per = up.seconds_per_frame(width, height)
+    total = f", about {_duration(per * frames)} for {frames} frames" if frames else ""
+    log.warning("--background %s on the CPU: about %.1f s a frame at %dx%d%s (a GPU, "
+                "realesr-animevideov3 or lanczos is much faster)", up.name, per, width, height,
+                total)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _warn_unseen(restorer: Restorer) -> None:

@@ -23,10 +23,10 @@ def template_mask(size: int = FACE) -> np.ndarray:
     the 512 square, so the crop's own border never shows.
     """
     s = size / FACE
-    m = np.zeros((size, size), np.float32)
+    m: np.ndarray = np.zeros((size, size), np.float32)
     cv2.ellipse(m, (round(256 * s), round(278 * s)), (round(168 * s), round(208 * s)), 0, 0, 360,
                 1.0, -1, lineType=cv2.LINE_AA)
-    k = int(round(61 * s)) | 1
+    k = round(61 * s) | 1
     m = cv2.GaussianBlur(m, (k, k), 0)
     m = cv2.GaussianBlur(m, (k, k), 0)
     m[m < 1.0 / 1024] = 0.0
@@ -88,25 +88,26 @@ def paste_region(affine: np.ndarray, mask: np.ndarray, frame_w: int, frame_h: in
 
 def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: np.ndarray,
                *, gray: bool = False) -> None:
-    """Blend ``face`` (512x512x3 float32 in [0, 1]) into ``pixels`` in place.
+    """Blend ``face`` (SxSx3 float32 in [0, 1]) into ``pixels`` in place.
 
     Args:
         pixels: HxWx3 RGB frame, uint8 or uint16; only pixels under a non-zero mask change.
-        face: the restored aligned face.
-        mask: 512x512 float32 blend weights in aligned space.
+        face: the restored aligned face (512x512, or larger where it was upsampled).
+        mask: float32 blend weights in aligned space, the face's size.
         affine: 2x3 frame -> aligned face map used to cut the face out.
         gray: paste the face's luma only (black-and-white sources).
     """
     h, w = pixels.shape[:2]
-    # Shrinking a 512 face a lot with a bilinear warp aliases: pre-shrink by area averaging.
+    # Shrinking a face a lot with a bilinear warp aliases: pre-shrink by area averaging.
     scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))  # face px per frame px
     affine = affine.astype(np.float64)
     if scale >= 2.0:
         k = int(scale)
-        size = FACE // k
+        side = face.shape[0]
+        size = side // k
         face = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
         mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
-        affine = affine * (size / FACE)
+        affine = affine * (size / side)
     region = paste_region(affine, mask, w, h)
     if region is None:
         return

@@ -27,6 +27,13 @@ from .temporal import RecurrentFilter, window_average
 T = TypeVar("T")
 
 
+def _staged(value: T | None) -> T:
+    """A face's result of an earlier stage, which the engine's order guarantees is there."""
+    if value is None:
+        raise RuntimeError("a face reached a network stage before the stage it depends on")
+    return value
+
+
 def as_descriptor(model: RestorerDescriptor | CodeFormer, *, device: torch.device | None = None,
                   dtype: torch.dtype | None = None) -> RestorerDescriptor:
     """``model`` as a descriptor: a bare network is described, to be fed in ``device`` and
@@ -170,11 +177,12 @@ class FaceEngine:
                 if neighbours is None:
                     return
                 offsets = [n.frame_index - it.frame_index for n in neighbours]
-                p = window_average([n.probs for n in neighbours], offsets, self.window)
+                p = window_average([_staged(n.probs) for n in neighbours], offsets,
+                                   self.window)
             elif self.recurrent is not None:
-                p = self.recurrent.update(it.track_id, it.probs, it.affine)
+                p = self.recurrent.update(it.track_id, _staged(it.probs), it.affine)
             else:
-                p = it.probs
+                p = _staged(it.probs)
             it.indices = p.argmax(dim=-1)
             self._waiting.popleft()
             self._to_decode.append(it)
@@ -219,9 +227,10 @@ class FaceEngine:
         batch = [it for it in self._to_decode if self._fidelity(it) == w][:n]
         for it in batch:
             self._to_decode.remove(it)
-        lq = torch.cat(self._padded([it.lq_feat for it in batch]))
-        idx = torch.stack(self._padded([it.indices for it in batch]))
-        skips = {r: torch.cat(self._padded([it.skips[r] for it in batch])) for r in batch[0].skips}
+        lq = torch.cat(self._padded([_staged(it.lq_feat) for it in batch]))
+        idx = torch.stack(self._padded([_staged(it.indices) for it in batch]))
+        skips = {r: torch.cat(self._padded([_staged(it.skips)[r] for it in batch]))
+                 for r in _staged(batch[0].skips)}
         net = self.model.model
         code = net.lookup(lq, indices=idx, adain=True)
         images = self.model.finish(net.decode(code, skips, w))

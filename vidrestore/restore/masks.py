@@ -71,7 +71,7 @@ class ParseMasker:
         labels = self.net(x)[0].argmax(dim=1).cpu().numpy()
         out = []
         for lab, tid in zip(labels, track_ids, strict=True):
-            m = np.isin(lab, FACE_LABELS).astype(np.float32)
+            m: np.ndarray = np.isin(lab, FACE_LABELS).astype(np.float32)
             m = cv2.GaussianBlur(cv2.erode(m, np.ones((9, 9), np.uint8)), (41, 41), 0)
             prev = self._track.get(tid)
             if prev is not None:

@@ -14,9 +14,10 @@ MASKS = ("auto", "parse", "template")
 GRAY_MODES = ("auto", "on", "off")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RestoreOptions:
-    """How faces are restored and pasted back."""
+    """How faces are restored and pasted back (frozen: checked once, when made; derive
+    variants with :func:`dataclasses.replace`)."""
 
     fidelity: float = opt(
         0.5, "CodeFormer fidelity weight w: 0 = strongest restoration, 1 = closest to the input.",
@@ -54,10 +55,27 @@ class RestoreOptions:
     grayscale: str = opt(
         "auto", "Keep black-and-white sources black-and-white: auto-detect, force on, or off.",
         choices=GRAY_MODES)
+    upscale: int = opt(
+        1, "Output size as a multiple of the source's (1-4). Faces are pasted at the output "
+        "resolution (more of the 512 px restored detail kept); the rest of the frame is "
+        "upscaled by --background.", min=1, max=4)
+    background: str = opt(
+        "lanczos", "How the frame around the faces is upscaled: 'lanczos' (fast everywhere), a "
+        "model name (realesrgan-x2, realesrgan-x4, realesr-animevideov3; fetched and verified "
+        "on first use) or a super-resolution checkpoint file of any architecture spandrel "
+        "knows (ESRGAN, compact, SwinIR, HAT, DAT, SPAN, ...). A model also runs at "
+        "--upscale 1: the background is enhanced at the source's size.")
+    bg_tile: int = opt(
+        0, "Tile side in source pixels for the background model (lower it if memory runs "
+        "out); 0 = automatic from free memory.", min=0, max=8192)
+    face_upsample: bool = opt(
+        False, "Upsample restored faces that are larger than 512 px in the output with the "
+        "background model before pasting, instead of enlarging them in the warp (needs a "
+        "--background model).")
 
     def __post_init__(self) -> None:
         if self.faces is not None:
-            self.faces = tuple(int(i) for i in self.faces)
+            object.__setattr__(self, "faces", tuple(int(i) for i in self.faces))
             bad = [i for i in self.faces if i < 1]
             if bad:
                 raise UsageError(f"--faces: {bad[0]} is not a track ID (IDs count from 1)")
@@ -65,6 +83,6 @@ class RestoreOptions:
             from .tracksettings import format_track_settings, load_track_settings
 
             # a file is read here, once: the options then hold what it says
-            self.track_settings = format_track_settings(
-                load_track_settings(self.track_settings)) or None
+            object.__setattr__(self, "track_settings", format_track_settings(
+                load_track_settings(self.track_settings)) or None)
         validate(self)

@@ -13,17 +13,27 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..faces import FaceOptions, FaceStream, FrameFaces, TrackedFace, create_detector
+from ..faces import (
+    FaceDetector,
+    FaceOptions,
+    FaceStream,
+    FrameFaces,
+    TrackedFace,
+    create_detector,
+)
 from ..faces.align import similarity_transform, warp_face
 from ..io.frame import Frame
 from ..io.orientation import quarter_turns, upright, upright_view
 from ..models.codeformer import CodeFormer
 from ..models.descriptor import RestorerDescriptor
 from ..models.placement import resolve_device, resolve_dtype
+from ..upscale import BackgroundDescriptor, Upscaler, output_affine, scaled_affine
+from ..upscale.model import LANCZOS, load_background
 from . import snapshot
 from .blend import is_gray, paste_face
 from .engine import FaceEngine, FaceItem, as_descriptor
@@ -93,6 +103,15 @@ class Restorer:
             quarter turn, faces are found, tracked, aligned and pasted in the upright picture
             and the frames come out in the orientation they came in. ``tracks`` are in upright
             coordinates.
+        background: the background model for ``options.upscale`` / ``options.background``
+            (an already loaded :class:`BackgroundDescriptor`, e.g. a host's upscale model;
+            else loaded from ``options.background`` unless that is ``lanczos``), or a whole
+            :class:`Upscaler`.
+
+    With ``options.upscale`` S > 1 every frame comes out S times larger than it went in (its
+    :attr:`Frame.size` says so; write it with :func:`~vidrestore.upscale.scaled_info` of the
+    source's facts): the background by Lanczos or the model, faces pasted at the output
+    resolution. Tracks stay in source coordinates.
 
     Example::
 
@@ -103,9 +122,10 @@ class Restorer:
 
     def __init__(self, options: RestoreOptions | None = None, faces: FaceOptions | None = None,
                  *, model: RestorerDescriptor | CodeFormer | None = None,
-                 detector: object | None = None,
+                 detector: FaceDetector | None = None,
                  keep_tracks: bool = False, store: WeightStore | None = None,
-                 rotation: int = 0) -> None:
+                 rotation: int = 0,
+                 background: BackgroundDescriptor | Upscaler | None = None) -> None:
         from ..models.loader import load_restorer
         from ..weights import WeightStore
 
@@ -124,6 +144,7 @@ class Restorer:
         batch = self.options.batch_size or default_batch_size(self.device)
         self.engine = FaceEngine(self.model, self.options, batch_size=batch)
         self.masker = create_masker(self.options.mask, self.device, store)
+        self.upscaler = self._upscaler(background, store)
         # the options hold the settings inline (a file was read when they were made)
         self.track_settings = (parse_track_settings(self.options.track_settings)
                                if self.options.track_settings else {})
@@ -137,6 +158,22 @@ class Restorer:
         #: found and tracked (a preview needs the full run's tracks but few faces restored).
         self.only_frames: set[int] | None = None
         self._pending: deque[_Pending] = deque()
+
+    def _upscaler(self, background: BackgroundDescriptor | Upscaler | None,
+                  store: WeightStore) -> Upscaler:
+        o = self.options
+        if isinstance(background, Upscaler):
+            return background
+        if background is None and o.background != LANCZOS:
+            background = load_background(o.background, device=self.device, store=store)
+        if o.face_upsample and background is None:
+            raise UsageError("--face-upsample needs a --background model (with lanczos the "
+                             "faces are enlarged by the paste-back's warp already)")
+        return Upscaler(o.upscale, background, tile=o.bg_tile, face_upsample=o.face_upsample)
+
+    def close(self) -> None:
+        """Stop the background thread of the upscaler (idle otherwise; safe to call twice)."""
+        self.upscaler.close()
 
     @property
     def rotation(self) -> int:
@@ -221,13 +258,16 @@ class Restorer:
         continues exactly where this one stopped (same tracks, same temporal state, the same
         frames still pending), so a long job can stop after any frame and resume bit for bit.
         """
-        detector, model, hook = self.face_stream.detector, self.engine.model, self.engine.on_batch
-        self.face_stream.detector, self.engine.model, self.engine.on_batch = None, None, None
+        held = {(self.face_stream, "detector"), (self.engine, "model"),
+                (self.engine, "on_batch")}
+        kept = {(obj, name): getattr(obj, name) for obj, name in held}
+        for obj, name in held:  # the networks and the host's hook are not state
+            setattr(obj, name, None)
         try:
             return snapshot.dumps(self._state(), snapshot_types())
         finally:
-            self.face_stream.detector, self.engine.model = detector, model
-            self.engine.on_batch = hook
+            for (obj, name), value in kept.items():
+                setattr(obj, name, value)
 
     def _state(self) -> dict[str, object]:
         return {
@@ -261,6 +301,7 @@ class Restorer:
         self.frames_done = state["frames_done"]
         self.frames_in = state["frames_in"]
         self.track_ids = state["track_ids"]
+        self.upscaler.forget()
 
     # -- internals -----------------------------------------------------------------------------
     def _blend(self, track_id: int) -> float:
@@ -297,22 +338,78 @@ class Restorer:
         self._pending.append(_Pending(ff, items, gray))
 
     def _ready(self) -> Iterator[tuple[Frame, Frame]]:
+        up = self.upscaler
+        if up.active:
+            self._start_canvases()
         while self._pending and all(it.restored is not None for it in self._pending[0].items):
             p = self._pending.popleft()
+            if up.active:  # keep the next frames' backgrounds going while this one is pasted
+                self._start_canvases()
             src = p.source.frame
             out = src
-            if p.items:
+            pixels: np.ndarray | None = None
+            if up.active and self._wanted(src.index):  # made ahead on the background thread
+                pixels = (up.take(src.index) if up.started(src.index)
+                          else up.canvas(src.pixels, gray=self._gray_background(src)))
+            elif p.items:
                 pixels = np.array(src.pixels, copy=True)
+            if p.items:
+                assert pixels is not None
                 shown = upright_view(pixels, self.face_stream.turns)  # pastes write `pixels`
-                faces = [it.restored for it in p.items]
+                faces = [it.restored for it in p.items if it.restored is not None]
                 masks = self.masker.masks(faces, [it.track_id for it in p.items])
                 # a face's weight fades restoration out and in (profiles, failed landmarks)
                 weight = {f.track_id: f.weight for f in p.source.faces}
                 for it, face, mask in zip(p.items, faces, masks, strict=True):
                     blend = self._blend(it.track_id) * weight.get(it.track_id, 1.0)
-                    paste_face(shown, face, mask if blend == 1 else mask * blend, it.affine,
+                    affine = it.affine
+                    if up.scale != 1:
+                        affine = output_affine(affine, up.scale)
+                    if up.face_upsample and _face_scale(affine) < 1.0:
+                        face, mask, affine = self._upsampled(face, mask, affine)
+                    paste_face(shown, face, mask if blend == 1 else mask * blend, affine,
                                gray=p.gray)
                     it.restored = None
+            if pixels is not None:
                 out = src.with_pixels(pixels)
             self.frames_done += 1
             yield src, out
+
+    def _start_canvases(self) -> None:
+        """Start the output pictures of the next pending frames (up to two model batches),
+        so the background is made while their faces are restored."""
+        up = self.upscaler
+        todo = [p.source.frame for p in list(self._pending)[:2 * up.batch]
+                if not up.started(p.source.frame.index) and self._wanted(p.source.frame.index)]
+        for i in range(0, len(todo), up.batch):
+            group = todo[i:i + up.batch]
+            up.start([f.index for f in group], [f.pixels for f in group],
+                     [self._gray_background(f) for f in group])
+
+    def _wanted(self, index: int) -> bool:
+        """Whether frame ``index`` is restored (a preview restores a few, see
+        :attr:`only_frames`; the others pass through at the source's size)."""
+        return self.only_frames is None or index in self.only_frames
+
+    def _gray_background(self, frame: Frame) -> bool:
+        """Whether a model's background should be made gray (a black-and-white source)."""
+        mode = self.options.grayscale
+        if self.upscaler.model is None or mode == "off":
+            return False  # Lanczos keeps gray pictures gray by itself
+        return mode == "on" or is_gray(frame.pixels)
+
+    def _upsampled(self, face: np.ndarray, mask: np.ndarray, affine: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A face larger than 512 px in the output, upsampled by the background model, with
+        its mask and map at that size."""
+        up = self.upscaler
+        assert up.model is not None
+        big = up.upsample(face)
+        side = big.shape[0]
+        return (big, cv2.resize(mask, (side, side), interpolation=cv2.INTER_LINEAR),
+                scaled_affine(affine, side / face.shape[0]))
+
+
+def _face_scale(affine: np.ndarray) -> float:
+    """Aligned-face pixels per output pixel (below 1: the face is larger than 512 px)."""
+    return float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))

@@ -33,6 +33,7 @@ from ..io import VideoReader
 from ..io.frame import Frame
 from ..io.orientation import quarter_turns, upright
 from ..io.paths import AtomicOutput, check_output, discard_on_error
+from ..io.probe import VideoInfo
 from .options import RestoreOptions
 from .pipeline import Restorer
 
@@ -130,6 +131,7 @@ def preview_video(
                 check_output(p, [Path(src)], overwrite=overwrite)
         if restorer is None:
             restorer = Restorer(options, faces, keep_tracks=True)
+            stack.callback(restorer.close)
         turns = quarter_turns(info.rotation, info.path)
         restorer.rotation = 90 * turns
         restorer.only_frames = _needed(chosen, restorer)
@@ -152,7 +154,9 @@ def preview_video(
             network_seconds=engine.network_seconds, faces_through_network=engine.decoded,
             frames_read=read, frame_count=info.frame_count,
             estimated_seconds=_estimate(wall, engine.network_seconds,
-                                        engine.decoded, read, frames, info.frame_count),
+                                        engine.decoded, read, frames, info.frame_count,
+                                        restorer.upscaler.seconds_per_frame(info.width,
+                                                                            info.height)),
             exact=options.temporal != "recurrent" and restorer.masker.name == "template")
         report = AtomicOutput(out / "preview.json", overwrite=overwrite)
         staged.append(report)
@@ -162,15 +166,15 @@ def preview_video(
     return summary
 
 
-def _chosen(info: object, count: int, at: Sequence[float] | None) -> list[int]:
-    rate = getattr(info, "avg_rate", None)
-    total = getattr(info, "frame_count", None) or 0
+def _chosen(info: VideoInfo, count: int, at: Sequence[float] | None) -> list[int]:
+    rate = info.avg_rate
+    total = info.frame_count or 0
     if at:
         if not rate:
             raise UsageError("--at: the input's frame rate is not known")
         if not all(math.isfinite(float(t)) for t in at):
             raise UsageError("--at: times must be finite numbers of seconds")
-        picked = sorted({int(round(float(t) * float(rate))) for t in at})
+        picked = sorted({round(float(t) * float(rate)) for t in at})
         if any(i < 0 for i in picked) or (total and picked[-1] >= total):
             raise UsageError(f"--at: a time is outside the input (0-{total / float(rate):.3f} s)")
         return picked
@@ -209,30 +213,35 @@ def _faces_on(restorer: Restorer, index: int) -> int:
     return sum(1 for fs in restorer.tracks.values() for f in fs if f.frame_index == index)
 
 
-def _write(src: Frame, restored: Frame, paths: tuple[Path, Path, Path], info: object,
+def _write(src: Frame, restored: Frame, paths: tuple[Path, Path, Path], info: VideoInfo,
            staged: list[AtomicOutput], overwrite: bool, faces: int, turns: int) -> PreviewFrame:
     before, after = upright(src.pixels, turns), upright(restored.pixels, turns)
-    pictures = (before, after, np.concatenate([before, after], 1))
+    wide = before
+    if before.shape != after.shape:  # an upscaled output: the source enlarged beside it
+        wide = cv2.resize(before, after.shape[1::-1], interpolation=cv2.INTER_LANCZOS4)
+    pictures = (before, after, np.concatenate([wide, after], 1))
     for path, pixels in zip(paths, pictures, strict=True):
         target = AtomicOutput(path, overwrite=overwrite)
         staged.append(target)
         if not cv2.imwrite(str(target.tmp), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)):
             raise OutputError(f"{path}: cannot write the picture")
-    start = int(getattr(info, "start_pts", 0) or 0)
+    start = info.start_pts
     seconds = float((src.pts - start) * src.time_base)
     return PreviewFrame(src.index, round(seconds, 6), faces, *(str(p) for p in paths))
 
 
 def _estimate(wall: float, network: float, faces: int, read: int,
-              frames: list[PreviewFrame], total: int | None) -> float | None:
+              frames: list[PreviewFrame], total: int | None, background: float = 0.0
+              ) -> float | None:
     """Reading and tracking every frame as here, plus every face of the video through the
-    network at this run's cost per face (faces per frame as on the chosen frames)."""
+    network at this run's cost per face (faces per frame as on the chosen frames), plus the
+    background model's measured cost a frame (``background``: every frame gets one)."""
     if not total or not read:
         return None
     per_frame = max(wall - network, 0.0) / read
     per_face = network / faces if faces else 0.0
     faces_per_frame = sum(f.faces for f in frames) / max(len(frames), 1)
-    return round(total * (per_frame + faces_per_frame * per_face), 1)
+    return round(total * (per_frame + faces_per_frame * per_face + background), 1)
 
 
 def _remove_if_empty(folder: Path) -> None:

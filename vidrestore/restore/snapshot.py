@@ -36,6 +36,8 @@ from ..errors import CheckpointError
 FORMAT = "vidrestore-snapshot"
 VERSION = 1
 _TREE = "tree"
+_SEQUENCE_TAGS: dict[type, str] = {list: "list", tuple: "tuple", set: "set",
+                                   frozenset: "frozenset"}
 
 
 class SnapshotError(CheckpointError):
@@ -90,11 +92,11 @@ class _Writer:
         node["id"] = n
         return node
 
-    def _shared(self, o: Any) -> dict[str, Any]:  # noqa: PLR0911 - one branch per stored kind
+    def _shared(self, o: Any) -> dict[str, Any]:  # one branch per stored kind
         if isinstance(o, np.ndarray):
             return {"@": "ndarray", "a": self.array(o)}
-        if type(o) in (list, tuple, set, frozenset):
-            tag = {list: "list", tuple: "tuple", set: "set", frozenset: "frozenset"}[type(o)]
+        if type(o) in _SEQUENCE_TAGS:
+            tag = _SEQUENCE_TAGS[type(o)]
             return {"@": tag, "v": [self.tree(v) for v in o]}
         if type(o) is deque:
             return {"@": "deque", "max": o.maxlen, "v": [self.tree(v) for v in o]}
@@ -128,10 +130,11 @@ class _Writer:
         if hasattr(o, "__dict__"):
             attrs = vars(o)
         else:
-            attrs = {s: getattr(o, s) for s in type(o).__slots__ if hasattr(o, s)}
+            cls: Any = type(o)  # a slotted class of the allowlist
+            attrs = {s: getattr(o, s) for s in cls.__slots__ if hasattr(o, s)}
         return {"@": "obj", "kind": kind, "v": {k: self.tree(v) for k, v in attrs.items()}}
 
-    def _frame(self, f: Any) -> Any:
+    def _frame(self, f: Any) -> dict[str, Any]:
         from ..io.frame import picture_state
 
         out: dict[str, Any] = {"@": "frame", "index": f.index, "pts": f.pts,
@@ -157,7 +160,7 @@ class _Reader:
         a: np.ndarray = self.arrays[key]
         return a
 
-    def tree(self, t: Any) -> Any:  # noqa: PLR0911 - one branch per stored kind
+    def tree(self, t: Any) -> Any:  # one branch per stored kind
         if t is None or isinstance(t, (bool, str, int)):
             return t
         if not isinstance(t, dict):
@@ -245,7 +248,8 @@ class _Reader:
         cls = self.classes.get(kind) if isinstance(kind, str) else None
         if cls is None:
             raise ValueError(f"{kind!r} is not a type that snapshots may hold")
-        obj = self.refs[n] = object.__new__(cls)
+        obj: Any = object.__new__(cls)
+        self.refs[n] = obj
         for name, value in t["v"].items():
             if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
                 raise ValueError(f"attribute name {name!r}")

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,15 +86,16 @@ def _from_file(path: Path) -> dict[int, TrackSetting]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{FLAG}: cannot read {path} ({exc.strerror or exc})") from None
+    decode: Callable[[str], Any]
+    errors: tuple[type[ValueError], ...]
     if path.suffix.lower() == ".json":
         decode, errors = json.loads, (json.JSONDecodeError,)
-    else:
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            raise UsageError(f"{FLAG}: reading {path} needs Python 3.11 or later; use a .json "
-                             "file") from None
+    elif sys.version_info >= (3, 11):
+        import tomllib
+
         decode, errors = tomllib.loads, (tomllib.TOMLDecodeError,)
+    else:
+        raise UsageError(f"{FLAG}: reading {path} needs Python 3.11 or later; use a .json file")
     try:
         data = decode(text)
     except errors as exc:

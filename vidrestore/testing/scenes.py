@@ -42,7 +42,7 @@ def sprite_from_detection(image: np.ndarray, det: Detection, margin: float = 0.5
     mw, mh = margin * (x2 - x1), margin * (y2 - y1)
     h, w = image.shape[:2]
     left, top = max(0, int(x1 - mw)), max(0, int(y1 - mh))
-    right, bottom = min(w, int(math.ceil(x2 + mw))), min(h, int(math.ceil(y2 + mh)))
+    right, bottom = min(w, math.ceil(x2 + mw)), min(h, math.ceil(y2 + mh))
     crop = np.ascontiguousarray(image[top:bottom, left:right])
     ch, cw = crop.shape[:2]
     # soft ellipse over the head: opaque on the face box, fading out in the margin
@@ -165,7 +165,7 @@ def render(
         for t in range(scene.frames):
             shift = scene.pan.centre(t)
             bg_affine = np.array([[1.0, 0, shift[0] - margin], [0, 1.0, shift[1] - margin]])
-            canvas = cv2.warpAffine(
+            canvas: np.ndarray = cv2.warpAffine(
                 bg, bg_affine, (width, height), flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_REFLECT,
             ).astype(np.float32)

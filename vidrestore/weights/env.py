@@ -18,10 +18,11 @@ class CacheFolderError(WeightsError):
     """The cache folder cannot be created, read or written: no source can help."""
 
 
-def cache_error(folder: Path, exc: OSError) -> CacheFolderError:
+def cache_error(folder: Path, exc: BaseException) -> CacheFolderError:
     """One line naming the cache folder and the system's reason."""
+    why = exc.strerror if isinstance(exc, OSError) else None
     return CacheFolderError(
-        f"cache folder {folder} is not usable ({exc.strerror or exc}); "
+        f"cache folder {folder} is not usable ({why or exc}); "
         f"set ${HOME_ENV} to a writable folder"
     )
 

@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from ..errors import UsageError, WeightsError
 from ..io.paths import reserve_temp
@@ -44,6 +44,7 @@ log = logging.getLogger("vidrestore.weights")
 
 STALE_PART_S = 600.0
 T = TypeVar("T")
+WeightState = Literal["present", "missing", "corrupt", "unverified"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class WeightStatus:
 
     spec: WeightSpec
     path: Path
-    state: str  # "present", "missing", "corrupt", "unverified"
+    state: WeightState
     detail: str = ""
 
 

@@ -64,13 +64,14 @@ def detect_regions(
     face is about ``target`` pixels wide (never enlarged). Results are in frame pixels.
     """
     h, w = image.shape[:2]
-    crops, places = [], []
+    crops: list[np.ndarray | None] = []
+    places: list[tuple[float, int, int]] = []
     for box in boxes:
         x1, y1, x2, y2 = (float(v) for v in box)
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
         half = context * max(x2 - x1, y2 - y1, 1.0)
         left, top = max(0, int(cx - half)), max(0, int(cy - half))
-        right, bottom = min(w, int(math.ceil(cx + half))), min(h, int(math.ceil(cy + half)))
+        right, bottom = min(w, math.ceil(cx + half)), min(h, math.ceil(cy + half))
         if right - left < 8 or bottom - top < 8:
             crops.append(None)
             places.append((0.0, left, top))
@@ -79,7 +80,7 @@ def detect_regions(
         crops.append(resize_by(image[top:bottom, left:right], scale))
         places.append((scale, left, top))
     todo = [i for i, c in enumerate(crops) if c is not None]
-    found = detector.detect([crops[i] for i in todo]) if todo else []
+    found = detector.detect([c for c in crops if c is not None]) if todo else []
     out: list[list[Detection]] = [[] for _ in boxes]
     for i, dets in zip(todo, found, strict=True):
         scale, left, top = places[i]

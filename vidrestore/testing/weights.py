@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .codeformer import CodeFormer, CodeFormerConfig
+from ..models.codeformer import VARIANTS, CodeFormer, CodeFormerConfig
 
 
 def synthetic_tensor(name: str, shape: Sequence[int], *, final_conv: str) -> Tensor:
@@ -61,3 +62,14 @@ def synthetic_codeformer(config: CodeFormerConfig | None = None) -> CodeFormer:
         model = CodeFormer.from_config(config or CodeFormerConfig())
     model.load_state_dict(synthetic_state_dict(model), strict=True, assign=True)
     return model.eval().requires_grad_(False)
+
+
+def synthetic_checkpoint(path: str | Path, variant: str = "codeformer_tiny") -> Path:
+    """The synthetic weights of a named variant written at ``path`` as the published file is
+    laid out (``params_ema``), unless a file is there already."""
+    from ..models.loader import save_codeformer_checkpoint
+
+    path = Path(path)
+    if not path.exists():
+        save_codeformer_checkpoint(synthetic_codeformer(VARIANTS[variant]), path)
+    return path

@@ -1,0 +1,183 @@
+"""The ceiling of the restore pipeline: everything around the network, against the ffmpeg CLI.
+
+Used by ``python -m benchmarks.bench_restore ceiling``. For each clip (720p and 1080p, one and
+four real faces), in one run:
+
+- ``ffmpeg -i clip -c:v libx264 -crf 18 -preset medium -c:a copy`` (the writer's default
+  encoder settings), timed;
+- ``restore_video`` with the zero-cost stand-in network (:mod:`benchmarks.standin`), timed;
+- each stage alone over the same frames: decode (to RGB), detection, tracking + smoothing +
+  registration (the face stream less its detector), warp (aligned crops), the stand-in network
+  (the engine's batching), paste-back, RGB -> YUV conversion, encoding. Their sum against the
+  wall time says how much overlaps.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def make_faces_clip(path: Path, photo: Path, size: tuple[int, int], frames: int, faces: int,
+                    rate: int = 25) -> Path:
+    """``frames`` of ``size`` H.264 + AAC holding ``faces`` (1 or 4) copies of a real photo's
+    left face, each drifting slowly."""
+    img = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+    half = img[:, : img.shape[1] // 2]
+    w, h = size
+    grid = 1 if faces == 1 else 2
+    cell_w, cell_h = w // grid, h // grid
+    scale = cell_h / half.shape[0] * 0.9
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"crf": "18", "preset": "veryfast"}
+        aus = out.add_stream("aac", rate=48000)
+        for i in range(frames):
+            pic = np.full((h, w, 3), 96, np.uint8)
+            for k in range(grid * grid):
+                x0, y0 = (k % grid) * cell_w, (k // grid) * cell_h
+                m = np.array([[scale, 0, x0 + cell_w / 2 - scale * half.shape[1] / 2
+                               + 0.3 * (i % 100)],
+                              [0, scale, y0 + cell_h / 2 - scale * half.shape[0] / 2]])
+                cell = cv2.warpAffine(half, m, (w, h), borderMode=cv2.BORDER_CONSTANT,
+                                      borderValue=(96, 96, 96))
+                inside = np.zeros((h, w), bool)
+                inside[y0:y0 + cell_h, x0:x0 + cell_w] = True
+                pic[inside] = cell[inside]
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")):
+                out.mux(pkt)
+        for pkt in vs.encode():
+            out.mux(pkt)
+        n = int(48000 * frames / rate)
+        for i in range(0, n, 1024):
+            af = av.AudioFrame.from_ndarray(np.zeros((1, min(1024, n - i)), np.float32),
+                                            format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, i
+            for pkt in aus.encode(af):
+                out.mux(pkt)
+        for pkt in aus.encode():
+            out.mux(pkt)
+    return path
+
+
+def ffmpeg_seconds(clip: Path, out: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-c:v", "libx264", "-crf",
+                    "18", "-preset", "medium", "-c:a", "copy", str(out)], check=True)
+    return time.perf_counter() - t0
+
+
+class _TimedDetector:
+    """A detector proxy that adds up the time spent detecting."""
+
+    def __init__(self, detector: Any) -> None:
+        self._detector = detector
+        self.seconds = 0.0
+
+    def detect(self, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return self._detector.detect(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._detector, name)
+
+
+def stages(clip: Path, detector: Any, model: Any, tmp: Path) -> dict[str, float]:
+    """Each stage alone over the clip (seconds)."""
+    from vidrestore.faces import FaceOptions, FaceStream
+    from vidrestore.faces.align import similarity_transform, warp_face
+    from vidrestore.io import VideoReader, VideoWriter, WriterOptions
+    from vidrestore.restore.blend import paste_face, template_mask
+    from vidrestore.restore.engine import FaceEngine, FaceItem
+    from vidrestore.restore.options import RestoreOptions
+
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with VideoReader(clip) as reader:
+        frames = [f.with_pixels(f.pixels) for f in reader]
+        info = reader.info
+    out["decode_to_rgb"] = time.perf_counter() - t0
+    timed = _TimedDetector(detector)
+    fs = FaceStream(timed, FaceOptions())  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    tracked = [ff for f in frames for ff in fs.push(f)] + fs.flush()
+    total = time.perf_counter() - t0
+    out["detect"] = timed.seconds
+    out["track_smooth_register"] = total - timed.seconds
+    t0 = time.perf_counter()
+    items = []
+    for ff in tracked:
+        for face in ff.faces:
+            a = similarity_transform(face.landmarks)
+            items.append(FaceItem(ff.frame.index, face.track_id, warp_face(ff.frame.pixels, a),
+                                  a))
+    out["warp"] = time.perf_counter() - t0
+    engine = FaceEngine(model, RestoreOptions(), batch_size=2)
+    t0 = time.perf_counter()
+    for it in items:
+        engine.submit(it.frame_index, [it])
+    engine.drain()
+    out["network_stand_in"] = time.perf_counter() - t0
+    mask = template_mask()
+    canvases = {ff.frame.index: np.array(ff.frame.pixels) for ff in tracked}
+    t0 = time.perf_counter()
+    for it in items:
+        assert it.restored is not None
+        paste_face(canvases[it.frame_index], it.restored, mask, it.affine)
+    out["paste"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for f in frames:
+        av.VideoFrame.from_ndarray(f.pixels, format="rgb24").reformat(format="yuv420p")
+    out["convert_rgb_to_yuv"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with VideoWriter(tmp / "enc.mp4", source=info, options=WriterOptions(overwrite=True)) as w:
+        for f in frames:
+            w.write(f)
+    out["encode"] = time.perf_counter() - t0 - out["convert_rgb_to_yuv"]
+    return out
+
+
+def run(photo: Path, frames: int, tmp: Path, device: str = "cpu") -> dict[str, Any]:
+    from benchmarks.standin import standin_restorer
+    from vidrestore.faces import FaceOptions, create_detector
+    from vidrestore.io import WriterOptions
+    from vidrestore.restore.api import restore_video
+    from vidrestore.restore.options import RestoreOptions
+    from vidrestore.restore.pipeline import Restorer
+    from vidrestore.weights import WeightStore
+
+    model = standin_restorer(device)
+    detector = create_detector("yunet", FaceOptions(), device=device,
+                               store=WeightStore.from_env())
+    rows: dict[str, Any] = {}
+    for label, size in SIZES.items():
+        for faces in (1, 4):
+            clip = make_faces_clip(tmp / f"{label}_{faces}.mp4", photo, size, frames, faces)
+            ffmpeg = ffmpeg_seconds(clip, tmp / "ffmpeg.mp4")
+            r = Restorer(RestoreOptions(), model=model, detector=detector)
+            t0 = time.perf_counter()
+            s = restore_video(clip, tmp / "ours.mp4", RestoreOptions(), restorer=r,
+                              writer=WriterOptions(overwrite=True), progress=False)
+            wall = time.perf_counter() - t0
+            parts = stages(clip, detector, model, tmp)
+            total = sum(parts.values())
+            rows[f"{label}, {faces} face{'s' * (faces > 1)}"] = {
+                "frames": s.frames, "faces_restored": sum(s.faces_restored.values()),
+                "ffmpeg_fps": round(frames / ffmpeg, 2), "ours_fps": round(s.frames / wall, 2),
+                "ratio": round(ffmpeg / wall, 3),
+                "stages_ms_per_frame": {k: round(1000 * v / frames, 2) for k, v in parts.items()},
+                "sum_of_stages_s": round(total, 2), "wall_s": round(wall, 2),
+                "overlap": round(total / wall, 2)}
+    return rows
