@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import av
@@ -42,31 +43,16 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FACE = REPO.parent / "shared" / "media" / "fr_two_people.jpg"
 
 
-def make_clip(path: Path, face: Path, *, size: tuple[int, int], frames: int, rate: int = 25,
-              face_frac: float = 0.35, face_every: int = 0, face_for: int = 0) -> Path:
-    """A clip with one real face drifting slowly, H.264 + AAC, ``frames`` long.
-
-    With ``face_every`` the face is on screen for the first ``face_for`` frames of every
-    ``face_every`` (a new track each time) and the picture is a flat grey in between."""
-    img = cv2.cvtColor(cv2.imread(str(face)), cv2.COLOR_BGR2RGB)
-    h0, w0 = img.shape[:2]
-    # left half of the photo holds one face; scale it so it fills face_frac of the height
-    half = img[:, : w0 // 2]
+def encode_clip(path: Path, pictures: Iterable[np.ndarray], size: tuple[int, int], frames: int,
+                rate: int = 25) -> Path:
+    """``frames`` RGB ``pictures`` of ``size`` as H.264 (crf 18, veryfast) with silent AAC."""
     w, h = size
-    scale = h / (h0 * face_frac) * 0.35
     with av.open(str(path), "w") as out:
         vs = out.add_stream("libx264", rate=rate)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.options = {"crf": "18", "preset": "veryfast"}
         aus = out.add_stream("aac", rate=48000)
-        empty = np.full((h, w, 3), 96, np.uint8)
-        for i in range(frames):
-            if face_every and i % face_every >= face_for:
-                pic = empty
-            else:
-                m = np.array([[scale, 0, w / 2 - scale * half.shape[1] / 2 + 0.3 * (i % 200)],
-                              [0, scale, h / 2 - scale * half.shape[0] / 2]], np.float64)
-                pic = cv2.warpAffine(half, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        for pic in pictures:
             for pkt in vs.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")):
                 out.mux(pkt)
         for pkt in vs.encode():
@@ -81,6 +67,32 @@ def make_clip(path: Path, face: Path, *, size: tuple[int, int], frames: int, rat
         for pkt in aus.encode():
             out.mux(pkt)
     return path
+
+
+def make_clip(path: Path, face: Path, *, size: tuple[int, int], frames: int, rate: int = 25,
+              face_frac: float = 0.35, face_every: int = 0, face_for: int = 0) -> Path:
+    """A clip with one real face drifting slowly, H.264 + AAC, ``frames`` long.
+
+    With ``face_every`` the face is on screen for the first ``face_for`` frames of every
+    ``face_every`` (a new track each time) and the picture is a flat grey in between."""
+    img = cv2.cvtColor(cv2.imread(str(face)), cv2.COLOR_BGR2RGB)
+    h0, w0 = img.shape[:2]
+    # left half of the photo holds one face; scale it so it fills face_frac of the height
+    half = img[:, : w0 // 2]
+    w, h = size
+    scale = h / (h0 * face_frac) * 0.35
+    empty = np.full((h, w, 3), 96, np.uint8)
+
+    def pictures() -> Iterator[np.ndarray]:
+        for i in range(frames):
+            if face_every and i % face_every >= face_for:
+                yield empty
+            else:
+                m = np.array([[scale, 0, w / 2 - scale * half.shape[1] / 2 + 0.3 * (i % 200)],
+                              [0, scale, h / 2 - scale * half.shape[0] / 2]], np.float64)
+                yield cv2.warpAffine(half, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+    return encode_clip(path, pictures(), size, frames, rate)
 
 
 def synthetic_weights(path: Path, variant: str) -> Path:

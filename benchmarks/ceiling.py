@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import av
 import cv2
 import numpy as np
+
+from benchmarks.bench_restore import encode_clip
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 
@@ -36,11 +39,8 @@ def make_faces_clip(path: Path, photo: Path, size: tuple[int, int], frames: int,
     grid = 1 if faces == 1 else 2
     cell_w, cell_h = w // grid, h // grid
     scale = cell_h / half.shape[0] * 0.9
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=rate)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.options = {"crf": "18", "preset": "veryfast"}
-        aus = out.add_stream("aac", rate=48000)
+
+    def pictures() -> Iterator[np.ndarray]:
         for i in range(frames):
             pic = np.full((h, w, 3), 96, np.uint8)
             for k in range(grid * grid):
@@ -50,23 +50,10 @@ def make_faces_clip(path: Path, photo: Path, size: tuple[int, int], frames: int,
                               [0, scale, y0 + cell_h / 2 - scale * half.shape[0] / 2]])
                 cell = cv2.warpAffine(half, m, (w, h), borderMode=cv2.BORDER_CONSTANT,
                                       borderValue=(96, 96, 96))
-                inside = np.zeros((h, w), bool)
-                inside[y0:y0 + cell_h, x0:x0 + cell_w] = True
-                pic[inside] = cell[inside]
-            for pkt in vs.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")):
-                out.mux(pkt)
-        for pkt in vs.encode():
-            out.mux(pkt)
-        n = int(48000 * frames / rate)
-        for i in range(0, n, 1024):
-            af = av.AudioFrame.from_ndarray(np.zeros((1, min(1024, n - i)), np.float32),
-                                            format="fltp", layout="mono")
-            af.sample_rate, af.pts = 48000, i
-            for pkt in aus.encode(af):
-                out.mux(pkt)
-        for pkt in aus.encode():
-            out.mux(pkt)
-    return path
+                pic[y0:y0 + cell_h, x0:x0 + cell_w] = cell[y0:y0 + cell_h, x0:x0 + cell_w]
+            yield pic
+
+    return encode_clip(path, pictures(), size, frames, rate)
 
 
 def ffmpeg_seconds(clip: Path, out: Path) -> float:
