@@ -133,16 +133,13 @@ def cmd_pipeline(args: argparse.Namespace, tmp: Path) -> dict:
 def stages(clip: Path, detector, codec: str, tmp: Path) -> dict[str, float]:
     """Each stage of an x2 Lanczos run timed on its own over the whole clip (the network's
     share is in the runs above): decoding, detection and tracking, the background, encoding."""
+    from benchmarks.ceiling import decoded
     from vidrestore.faces import FaceOptions, FaceStream
-    from vidrestore.io import VideoReader, VideoWriter, WriterOptions
+    from vidrestore.io import VideoWriter, WriterOptions
     from vidrestore.upscale import Upscaler, scaled_info
 
     out: dict[str, float] = {}
-    t0 = time.perf_counter()
-    with VideoReader(clip) as reader:
-        frames = [f.with_pixels(f.pixels) for f in reader]
-        info = reader.info
-    out["decode"] = time.perf_counter() - t0
+    frames, info, out["decode"] = decoded(clip)
     t0 = time.perf_counter()
     fs = FaceStream(detector, FaceOptions())
     for f in frames:

@@ -81,21 +81,28 @@ class _TimedDetector:
         return getattr(self._detector, name)
 
 
+def decoded(clip: Path) -> tuple[list[Any], Any, float]:
+    """Every frame of ``clip`` converted to RGB, the clip's facts, and the seconds it took."""
+    from vidrestore.io import VideoReader
+
+    t0 = time.perf_counter()
+    with VideoReader(clip) as reader:
+        frames = [f.with_pixels(f.pixels) for f in reader]
+        info = reader.info
+    return frames, info, time.perf_counter() - t0
+
+
 def stages(clip: Path, detector: Any, model: Any, tmp: Path) -> dict[str, float]:
     """Each stage alone over the clip (seconds)."""
     from vidrestore.faces import FaceOptions, FaceStream
     from vidrestore.faces.align import similarity_transform, warp_face
-    from vidrestore.io import VideoReader, VideoWriter, WriterOptions
+    from vidrestore.io import VideoWriter, WriterOptions
     from vidrestore.restore.blend import paste_face, template_mask
     from vidrestore.restore.engine import FaceEngine, FaceItem
     from vidrestore.restore.options import RestoreOptions
 
     out: dict[str, float] = {}
-    t0 = time.perf_counter()
-    with VideoReader(clip) as reader:
-        frames = [f.with_pixels(f.pixels) for f in reader]
-        info = reader.info
-    out["decode_to_rgb"] = time.perf_counter() - t0
+    frames, info, out["decode_to_rgb"] = decoded(clip)
     timed = _TimedDetector(detector)
     fs = FaceStream(timed, FaceOptions())  # type: ignore[arg-type]
     t0 = time.perf_counter()

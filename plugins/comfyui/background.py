@@ -22,7 +22,7 @@ import dataclasses
 import math
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -92,8 +92,6 @@ class HostUpscaler(Upscaler):
         self._stop = threading.Event()
         self._node_thread: int | None = None
         self._base = (0, 0, 0)  # calls, frames, frames expected: see begin()
-        self._runner: ThreadPoolExecutor | None = None
-        self._futures: dict[int, Future[np.ndarray]] = {}
         counted = None
         if model is not None:
             counted = _Counted(**{f.name: getattr(model, f.name)
@@ -113,9 +111,9 @@ class HostUpscaler(Upscaler):
         video's restorer waits between executions without it)."""
         self.on_step = None
         self._node_thread = None
-        if self._runner is not None:
-            self._runner.shutdown(wait=False)  # work still queued is done first
-            self._runner = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)  # work still queued is done first
+            self._pool = None
 
     def work(self) -> tuple[int, int]:
         """``(done, known)`` model calls of this node call, for the bar: the calls made, and
@@ -152,11 +150,6 @@ class HostUpscaler(Upscaler):
     def _on_node_thread(self) -> bool:
         return self.model is not None and threading.get_ident() == self._node_thread
 
-    def _submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
-        if self._runner is None:
-            self._runner = ThreadPoolExecutor(1, thread_name_prefix="vidrestore-background")
-        return self._runner.submit(fn, *args, **kwargs)
-
     def _wait(self, future: Future[Any]) -> Any:
         """The result, running the node's step every :data:`POLL_S` s meanwhile (Cancel, and
         the bar with the calls done) and once when it is there."""
@@ -181,45 +174,12 @@ class HostUpscaler(Upscaler):
             return self._wait(self._submit(super().upsample, face))
         return super().upsample(face)
 
-    # -- running ahead: the library's interface ----------------------------------------------
-    def start(self, keys: Sequence[int], pictures: Sequence[np.ndarray],
-              grays: Sequence[bool]) -> None:
-        group = self._submit(self.canvases, list(pictures), list(grays))
-        for k, key in enumerate(keys):
-            self._futures[key] = _part(group, k)
-
-    def started(self, key: int) -> bool:
-        return key in self._futures
-
-    def take(self, key: int) -> np.ndarray:
-        return self._wait(self._futures.pop(key))
-
-    def forget(self) -> None:
-        for future in self._futures.values():
-            future.cancel()
-        self._futures.clear()
-
     def close(self) -> None:
         """Drop the work started ahead and let the thread go: a tile in progress finishes, the
         rest of its background is not computed (Cancel does not wait for it)."""
         self._stop.set()
         self.forget()
-        if self._runner is not None:
-            self._runner.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self.end()
 
-
-def _part(group: Future[list[np.ndarray]], k: int) -> Future[np.ndarray]:
-    """The ``k``-th picture of a group's future, as a future of its own."""
-    part: Future[np.ndarray] = Future()
-
-    def done(f: Future[list[np.ndarray]]) -> None:
-        if f.cancelled():
-            part.cancel()
-        elif (exc := f.exception()) is not None:
-            part.set_exception(exc)
-        else:
-            part.set_result(f.result()[k])
-
-    group.add_done_callback(done)
-    return part

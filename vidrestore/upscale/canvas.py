@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -150,12 +150,10 @@ class Upscaler:
               grays: Sequence[bool]) -> None:
         """Begin the canvases of ``pictures`` on the background thread, to be taken by key
         with :meth:`take`."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="background")
         if len(keys) == 1:
-            self._ahead[keys[0]] = self._pool.submit(self.canvas, pictures[0], gray=grays[0])
+            self._ahead[keys[0]] = self._submit(self.canvas, pictures[0], gray=grays[0])
             return
-        group = self._pool.submit(self.canvases, list(pictures), list(grays))
+        group = self._submit(self.canvases, list(pictures), list(grays))
         for k, key in enumerate(keys):
             self._ahead[key] = _part(group, k)
 
@@ -164,7 +162,18 @@ class Upscaler:
 
     def take(self, key: int) -> np.ndarray:
         """The canvas started for ``key`` (waits for it; re-raises its error)."""
-        return self._ahead.pop(key).result()
+        return self._wait(self._ahead.pop(key))
+
+    def _submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """``fn`` on the background thread (made on first use)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidrestore-background")
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def _wait(self, future: Future[Any]) -> Any:
+        """How the caller waits for work on the background thread: here it just blocks; a host
+        that must keep its interface alive meanwhile (a progress bar, Cancel) overrides it."""
+        return future.result()
 
     def forget(self) -> None:
         """Drop work started ahead (a snapshot was restored, or the run ended)."""

@@ -56,12 +56,13 @@ class BackgroundDescriptor:
 
     @classmethod
     def of(cls, model: Any, *, name: str = "", source: str = "in-memory model",
-           device: torch.device | str | None = None, dtype: str | torch.dtype = "auto"
-           ) -> BackgroundDescriptor:
-        """Describe a spandrel model that is already loaded, placing it on ``device`` (default:
-        where it is) in ``dtype`` (``auto``: see :func:`background_dtype`). The model is moved
-        and cast in place: a host that shares it with others passes a copy."""
-        check_model(model, name or source)
+           device: torch.device | str | None = None, dtype: str | torch.dtype = "auto",
+           path: Path | None = None, license: str | None = None) -> BackgroundDescriptor:
+        """Describe a spandrel model that is already loaded (from ``path``, if it came from a
+        file), placing it on ``device`` (default: where it is) in ``dtype`` (``auto``: see
+        :func:`background_dtype`). The model is moved and cast in place: a host that shares it
+        with others passes a copy."""
+        check_model(model, str(path) if path is not None else name or source)
         dev = torch.device(device) if device is not None else torch.device(model.device)
         supported = tuple(d for d, ok in ((torch.float32, True),
                                           (torch.float16, model.supports_half),
@@ -71,7 +72,8 @@ class BackgroundDescriptor:
         arch = model.architecture.name
         return cls(model=model, name=name or arch, architecture=arch, scale=int(model.scale),
                    parameters=sum(p.numel() for p in model.model.parameters()), device=dev,
-                   dtype=dt, supported_dtypes=supported, source=source)
+                   dtype=dt, supported_dtypes=supported, path=path, license=license,
+                   source=source)
 
     def run(self, x: Tensor) -> Tensor:
         """``[B, 3, H, W]`` in [0, 1] -> ``[B, 3, H*scale, W*scale]`` (spandrel pads sizes the
@@ -186,9 +188,5 @@ def _from_file(path: Path, name: str, device: torch.device, dtype: str | torch.d
         if len(said) > 200:
             said = said[:197] + "..."
         raise CheckpointError(f"{path}: spandrel cannot build the model: {said}") from None
-    check_model(model, str(path))
-    desc = BackgroundDescriptor.of(model, name=name, source=source, device=device, dtype=dtype)
-    return BackgroundDescriptor(
-        model=desc.model, name=name, architecture=desc.architecture, scale=desc.scale,
-        parameters=desc.parameters, device=desc.device, dtype=desc.dtype,
-        supported_dtypes=desc.supported_dtypes, path=path, license=license, source=source)
+    return BackgroundDescriptor.of(model, name=name, source=source, device=device, dtype=dtype,
+                                   path=path, license=license)
