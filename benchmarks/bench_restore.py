@@ -8,11 +8,12 @@ Run: ``PYTHONPATH=. python -m benchmarks.bench_restore overhead|speedup|memory|c
 - ``speedup``: a 1080p single-face clip restored with the defaults (``--temporal window``,
   automatic batch and dtype) versus ``--temporal off --batch-size 1 --dtype float32`` on the same
   device, in the same run (target on a GPU: >= 10x). Reports fps of both and the ratio.
-- ``memory``: peak RSS of a restore of a short and a long clip (same content, longer), in separate
-  processes (target: the long run within 10 % of the short one). On a CPU, a 10-minute clip
-  with a face in every frame takes hours; ``--face-every 20 --face-for 1`` shows the face for
-  one second in every twenty (a new track each time) and ``--variant codeformer_tiny`` uses
-  the narrow network, so the 10-minute run takes minutes and still passes every stage.
+- ``memory``: peak RSS of ``vidrestore restore`` (the command line, in its own process) on a
+  short and a long clip of the same content (target: the long run within 10 % of the short
+  one). On a CPU, a 10-minute clip with a face in every frame takes hours;
+  ``--face-every 20 --face-for 1`` shows the face for one second in every twenty (a new track
+  each time) and ``--variant codeformer_tiny`` uses the narrow network, so the 10-minute run
+  takes minutes and still passes every stage.
   ``--upscale 2`` (and ``--background``) measure the same for upscaled output.
 - ``ceiling``: the pipeline with a zero-cost stand-in for the network at 720p and 1080p with one
   and four faces, beside the ffmpeg CLI transcoding the same clip with the same encoder
@@ -189,16 +190,16 @@ def cmd_memory(args: argparse.Namespace, tmp: Path) -> dict:
         clip = make_clip(tmp / f"{label}.mp4", args.face, size=(640, 360), frames=frames,
                          rate=rate, face_every=round(args.face_every * rate),
                          face_for=round(args.face_for * rate))
-        code = (
-            "import resource,sys; from vidrestore.restore.api import restore_video;"
-            "from vidrestore.restore.options import RestoreOptions;"
-            f"s = restore_video({str(clip)!r}, {str(tmp / (label + '_out.mp4'))!r},"
-            f"RestoreOptions(weights={str(args.weights)!r}, device={args.device!r},"
-            f"upscale={args.upscale}, background={args.background!r}),"
-            "progress=False);"
-            "print(sum(s.faces_restored.values()), len(s.faces_restored),"
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-        )
+        # the command line a user runs, in a child whose peak resident set size is read
+        cmd = [sys.executable, "-m", "vidrestore", "restore", str(clip), "-o",
+               str(tmp / f"{label}_out.mp4"), "--weights", str(args.weights), "--device",
+               args.device, "--upscale", str(args.upscale), "--background", args.background,
+               "--overwrite", "--no-progress", "--json"]
+        code = ("import json,resource,subprocess,sys;"
+                f"out = subprocess.run({cmd!r}, capture_output=True, text=True, check=True);"
+                "s = json.loads(out.stdout);"
+                "print(sum(s['faces_restored'].values()), s['tracks'],"
+                "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              cwd=REPO, check=True)

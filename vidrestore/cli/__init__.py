@@ -20,6 +20,7 @@ import click
 
 from .. import __version__
 from ..errors import VidrestoreError
+from ..heap import steady_heap
 
 COMMANDS = {
     "restore": ("vidrestore.cli.restore_cmd", "restore"),
@@ -101,6 +102,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    steady_heap()
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _raise_stopped)

@@ -1,11 +1,11 @@
 """The output picture a frame's faces are pasted into: the source at ``scale`` times its size.
 
-:class:`Upscaler` makes it with OpenCV's Lanczos or a background model
-(:class:`~.model.BackgroundDescriptor`, tiled where the frame would not fit), keeps the source's
-bit depth (16-bit pictures stay 16-bit) and black-and-white pictures gray, and upsamples
-restored faces that are larger than 512 px in the output (``face_upsample``). Work can run ahead
-on a background thread (:meth:`Upscaler.start`): the background of the next frames while the
-faces of this one are restored; on CUDA it gets its own stream.
+:class:`Upscaler` makes it with Lanczos (FFmpeg's scaler, :mod:`.resample`) or a background
+model (:class:`~.model.BackgroundDescriptor`, tiled where the frame would not fit), keeps the
+source's bit depth (16-bit pictures stay 16-bit) and black-and-white pictures gray, and
+upsamples restored faces that are larger than 512 px in the output (``face_upsample``). Work can
+run ahead on a background thread (:meth:`Upscaler.start`): the background of the next frames
+while the faces of this one are restored; on CUDA it gets its own stream.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..restore.blend import to_gray
 from .model import BackgroundDescriptor
+from .resample import Lanczos
 from .tiling import auto_tile, context, run_tiled
 
 SCALES = (1, 2, 3, 4)
@@ -56,6 +57,7 @@ class Upscaler:
         self._pad = context(model.model.architecture.id) if model is not None else 0
         self._stream: Any = (torch.cuda.Stream(model.device) if model is not None and cuda
                              else None)
+        self._enlarge = Lanczos()
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: dict[int, Future[np.ndarray]] = {}
 
@@ -96,8 +98,7 @@ class Upscaler:
         if self.scale == 1:
             return pixels
         h, w = pixels.shape[:2]
-        return cv2.resize(pixels, (w * self.scale, h * self.scale),
-                          interpolation=cv2.INTER_LANCZOS4)
+        return self._enlarge(pixels, w * self.scale, h * self.scale)
 
     def _model_canvas(self, pictures: Sequence[np.ndarray]) -> list[np.ndarray]:
         assert self.model is not None
