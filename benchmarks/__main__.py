@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[list[str], str]] = {
                       "seconds per frame of each background choice at 480p and 1080p, x2"),
     "bench_codeformer": (["--device", "cpu", "--batch-sizes", "1,2", "--dtypes", "float32"],
                          "network speed and memory per dtype and batch size"),
+    "bench_runtime": ([], "the CPU runtimes against eager PyTorch: speed, differences, codes"),
 }
 
 

@@ -194,7 +194,7 @@ def cmd_memory(args: argparse.Namespace, tmp: Path) -> dict:
         cmd = [sys.executable, "-m", "vidrestore", "restore", str(clip), "-o",
                str(tmp / f"{label}_out.mp4"), "--weights", str(args.weights), "--device",
                args.device, "--upscale", str(args.upscale), "--background", args.background,
-               "--overwrite", "--no-progress", "--json"]
+               "--runtime", args.runtime, "--overwrite", "--no-progress", "--json"]
         code = ("import json,resource,subprocess,sys;"
                 f"out = subprocess.run({cmd!r}, capture_output=True, text=True, check=True);"
                 "s = json.loads(out.stdout);"
@@ -208,6 +208,7 @@ def cmd_memory(args: argparse.Namespace, tmp: Path) -> dict:
                       "tracks": tracks, "peak_rss_mib": peak / 1024,
                       "seconds": time.perf_counter() - t0}
     res["ratio"] = res["long"]["peak_rss_mib"] / res["short"]["peak_rss_mib"]
+    res["runtime"] = args.runtime
     return res
 
 
@@ -227,6 +228,7 @@ def main() -> None:
                    help="memory: the face comes back every this many seconds (0: always there)")
     p.add_argument("--upscale", type=int, default=1, help="memory: output size multiple")
     p.add_argument("--background", default="lanczos", help="memory: background upscaler")
+    p.add_argument("--runtime", default="auto", help="memory: what runs the network")
     p.add_argument("--face-for", type=float, default=1.0,
                    help="memory: seconds the face stays each time it comes back")
     args = p.parse_args()

@@ -65,7 +65,12 @@ def _fresh_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The whole session runs as on a new machine, module and session fixtures included: an empty
     home (no ``~/.cache``, no user config), an empty weights cache, no mirror, and model files
     never fetched from the network (``VIDRESTORE_OFFLINE``). Tests that need the shared mirror
-    ask for it (``mirror_in_env``, or a store of their own)."""
+    ask for it (``mirror_in_env``, or a store of their own).
+
+    ``--runtime auto`` means PyTorch here (``VIDRESTORE_RUNTIME=torch``): the suite pins
+    PyTorch's results bit for bit, and each process would otherwise export the graphs of a CPU
+    runtime anew (seconds per command-line run). ``test_runtime.py`` covers the runtimes and
+    what ``auto`` picks without this setting."""
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(home))
@@ -73,6 +78,7 @@ def _fresh_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             mp.delenv(name, raising=False)
         mp.setenv("VIDRESTORE_HOME", str(home / "vidrestore-weights"))
         mp.setenv("VIDRESTORE_OFFLINE", "1")
+        mp.setenv("VIDRESTORE_RUNTIME", "torch")
         yield
 
 

@@ -450,7 +450,8 @@ def server(host_tree: Path, comfy_python: Path, checkpoint: Path, upscale_models
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("VIDRESTORE_", "PYTHON", "VIRTUAL_ENV"))}
     env.update(HOME=str(home), VIDRESTORE_HOME=str(home / "vidrestore"),
-               VIDRESTORE_MIRROR=str(mirror_dir), VIDRESTORE_OFFLINE="1", PYTHONUNBUFFERED="1")
+               VIDRESTORE_MIRROR=str(mirror_dir), VIDRESTORE_OFFLINE="1", PYTHONUNBUFFERED="1",
+               VIDRESTORE_RUNTIME="torch")
     port = _free_port()
     log = home / "server.log"
     with log.open("wb") as out:
@@ -578,7 +579,8 @@ def _command(frames: np.ndarray, tmp_path: Path, checkpoint: Path, mirror_dir: P
                       codec="ffv1", pix_fmt="bgr0")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
            "PYTHONPATH": str(REPO), "VIDRESTORE_MIRROR": str(mirror_dir),
-           "VIDRESTORE_HOME": str(tmp_path / "home"), "VIDRESTORE_OFFLINE": "1"}
+           "VIDRESTORE_HOME": str(tmp_path / "home"), "VIDRESTORE_OFFLINE": "1",
+           "VIDRESTORE_RUNTIME": "torch"}
     res = _run([sys.executable, "-m", "vidrestore", "restore", str(clip), "-o",
                 str(tmp_path / "seq" / "f_%03d.png"), "--weights", str(checkpoint),
                 "--device", "cpu", "--dtype", "float32", "--batch-size", str(BATCH),

@@ -203,7 +203,8 @@ def test_node_equals_the_restore_command(plugin: ModuleType, images: torch.Tenso
     assert out.shape == images.shape and out.dtype == torch.float32
 
     env = {"PYTHONPATH": str(REPO), "VIDRESTORE_MIRROR": str(mirror_dir), "PATH": "/usr/bin:/bin",
-           "VIDRESTORE_HOME": str(tmp_path / "home"), "VIDRESTORE_OFFLINE": "1"}
+           "VIDRESTORE_HOME": str(tmp_path / "home"), "VIDRESTORE_OFFLINE": "1",
+           "VIDRESTORE_RUNTIME": "torch"}
     run = subprocess.run([sys.executable, "-m", "vidrestore", "restore", str(clip), "-o",
                           str(tmp_path / "seq" / "f_%03d.png"), "--weights", str(weights),
                           "--device", "cpu", "--dtype", "float32", "--fidelity", "0.7",

@@ -110,7 +110,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, media_dir: Path, mirror_dir:
     cache = root / "cache"
     cache.mkdir()
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "VIDRESTORE_HOME": str(cache),
-           "VIDRESTORE_MIRROR": str(mirror_dir), "VIDRESTORE_OFFLINE": "1", "LANG": "C.UTF-8"}
+           "VIDRESTORE_MIRROR": str(mirror_dir), "VIDRESTORE_OFFLINE": "1", "LANG": "C.UTF-8",
+           "VIDRESTORE_RUNTIME": "torch"}
     scratch = root / "runs"
     scratch.mkdir()
     forker = CliForker(scratch)

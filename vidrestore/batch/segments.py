@@ -82,7 +82,8 @@ class SegmentWorker:
         device = resolve_device(restore.device)
         #: The network every job's restorer shares.
         self.model = as_descriptor(model) if model is not None else load_restorer(
-            restore.weights, device=device, dtype=restore.dtype, store=self.store)
+            restore.weights, device=device, dtype=restore.dtype, runtime=restore.runtime,
+            store=self.store)
         self.detector = detector if detector is not None else create_detector(
             faces.detector, faces, device=str(device), store=self.store)
         self.background = None if restore.background == LANCZOS else load_background(

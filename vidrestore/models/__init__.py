@@ -1,6 +1,7 @@
 """The CodeFormer network, its precision and placement policy, checkpoint loading (one typed
-loader, :func:`load_restorer`, handing out a :class:`RestorerDescriptor`). Synthetic weights
-for tests and benchmarks live in :mod:`vidrestore.testing.weights`."""
+loader, :func:`load_restorer`, handing out a :class:`RestorerDescriptor`) and the CPU runtimes
+that can run its stages (:mod:`.runtime`). Synthetic weights for tests and benchmarks live in
+:mod:`vidrestore.testing.weights`."""
 
 from .codeformer import (
     FIDELITY_RANGE,
@@ -23,6 +24,7 @@ from .loader import (
 )
 from .placement import auto_dtype, resolve_device, resolve_dtype
 from .precision import parse_dtype, supported_dtypes
+from .stages import NetworkStages
 
 __all__ = [
     "FIDELITY_RANGE",
@@ -31,6 +33,7 @@ __all__ = [
     "CodeFormer",
     "CodeFormerConfig",
     "Encoded",
+    "NetworkStages",
     "RestorerDescriptor",
     "auto_dtype",
     "codeformer",

@@ -174,7 +174,7 @@ class Fuse(nn.Module):
         act = nn.LeakyReLU(0.2, inplace=True)
         return nn.Sequential(conv3x3(channels, channels), act, conv3x3(channels, channels))
 
-    def forward(self, enc: Tensor, dec: Tensor, w: float) -> Tensor:
+    def forward(self, enc: Tensor, dec: Tensor, w: float | Tensor) -> Tensor:
         e = self.encode_enc(torch.cat([enc, dec], dim=1))
         residual: Tensor = w * (dec * self.scale(e) + self.shift(e))
         return dec + residual

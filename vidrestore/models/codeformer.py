@@ -9,7 +9,7 @@ Input: RGB ``[B, 3, 512, 512]`` in [-1, 1]. The token grid is fixed at 16x16 (25
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -204,6 +204,25 @@ def adaptive_instance_norm(content: Tensor, style: Tensor, eps: float = 1e-5) ->
     return (content - c_mean) / c_std * s_std + s_mean
 
 
+def check_input(x: Tensor) -> None:
+    """Refuse anything but an RGB batch ``[B, 3, 512, 512]``, in one line."""
+    if x.ndim != 4 or tuple(x.shape[1:]) != (3, INPUT_SIZE, INPUT_SIZE):
+        raise UsageError(
+            f"CodeFormer input has shape {tuple(x.shape)}; expected [B, 3, 512, 512]"
+        )
+
+
+def fuses(config: CodeFormerConfig, skips: Mapping[int, Tensor], w: float) -> bool:
+    """Whether decoding at fidelity ``w`` runs the fusion (``w > 0``); refuses a ``w`` outside
+    [0, 1] and, when fusing, missing encoder skips."""
+    if not FIDELITY_RANGE[0] <= w <= FIDELITY_RANGE[1]:
+        raise UsageError(f"fidelity weight w={w} is outside [0, 1]")
+    fuse = w > 0
+    if fuse and (missing := sorted(set(config.connect) - set(skips))):
+        raise UsageError(f"decode with w={w} needs encoder skips at {missing}")
+    return fuse
+
+
 class CodeFormer(nn.Module):
     """CodeFormer face restoration network; see the module docstring for the stage API.
 
@@ -275,10 +294,7 @@ class CodeFormer(nn.Module):
 
     def encode(self, x: Tensor, *, skips: bool = True) -> Encoded:
         """RGB [B,3,512,512] in [-1,1] -> :class:`Encoded` (skips only if ``skips``)."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, INPUT_SIZE, INPUT_SIZE):
-            raise UsageError(
-                f"CodeFormer input has shape {tuple(x.shape)}; expected [B, 3, 512, 512]"
-            )
+        check_input(x)
         keep = self.config.connect if skips else ()
         lq_feat, kept = self.encoder(x.to(device=self.device, dtype=self.dtype), keep)
         return Encoded(lq_feat, kept)
@@ -326,12 +342,15 @@ class CodeFormer(nn.Module):
     def decode(self, code_feat: Tensor, skips: dict[int, Tensor], w: float = 0.5) -> Tensor:
         """Code features -> RGB [B,3,512,512], unclamped. The fidelity fusion runs only when
         ``w > 0`` and then needs ``skips`` for every connected resolution."""
-        if not FIDELITY_RANGE[0] <= w <= FIDELITY_RANGE[1]:
-            raise UsageError(f"fidelity weight w={w} is outside [0, 1]")
-        fuse = w > 0
-        if fuse and (missing := sorted(set(self.config.connect) - set(skips))):
-            raise UsageError(f"decode with w={w} needs encoder skips at {missing}")
-        x = code_feat.to(self.dtype)
+        fuse = fuses(self.config, skips, w)
+        return self.generate(code_feat.to(self.dtype), skips, w, fuse=fuse)
+
+    def generate(
+        self, code_feat: Tensor, skips: dict[int, Tensor], w: float | Tensor, *, fuse: bool
+    ) -> Tensor:
+        """:meth:`decode` without its checks and casts, the fusion on when ``fuse``; ``w`` may
+        be a tensor, which an exported graph takes as an input."""
+        x = code_feat
         for i, block in enumerate(self.generator.blocks):
             x = block(x)
             res = self.generator.fuse_after.get(i)

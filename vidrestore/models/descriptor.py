@@ -1,7 +1,8 @@
 """What hosts and stages hold instead of a bare network: the restorer and its input contract.
 
-A :class:`RestorerDescriptor` carries the loaded CodeFormer, where it runs (device, dtype), what
-it accepts (512x512 RGB faces, the fidelity range) and where it came from (licence, source).
+A :class:`RestorerDescriptor` carries the loaded CodeFormer, where it runs (device, dtype,
+runtime: PyTorch, or a CPU runtime from :mod:`.runtime`), what it accepts (512x512 RGB faces,
+the fidelity range) and where it came from (licence, source).
 :meth:`~RestorerDescriptor.prepare` and :meth:`~RestorerDescriptor.finish` are the one place
 that turns aligned face crops into the network's input and its output back into images.
 """
@@ -18,17 +19,21 @@ from torch import Tensor
 
 from . import precision
 from .codeformer import FIDELITY_RANGE, INPUT_SIZE, CodeFormer, CodeFormerConfig, variant_name
+from .stages import NetworkStages
 
 
 @dataclass(frozen=True, eq=False)
 class RestorerDescriptor:
     """A loaded network plus the facts a caller needs to feed it (compared by identity)."""
 
-    model: CodeFormer
+    #: What runs the stages: the PyTorch :class:`CodeFormer`, or a
+    #: :class:`~.runtime.RuntimeNetwork` (see :attr:`module` for the PyTorch network).
+    model: NetworkStages
     config: CodeFormerConfig
     #: Name of the matching variant (``codeformer``, ``codeformer_tiny``) or None.
     variant: str | None
     path: Path | None
+    #: The precision the network computes in.
     dtype: torch.dtype
     device: torch.device
     supported_dtypes: tuple[torch.dtype, ...]
@@ -41,6 +46,11 @@ class RestorerDescriptor:
     input_channels: int = 3
     input_range: tuple[float, float] = (-1.0, 1.0)
     fidelity_range: tuple[float, float] = FIDELITY_RANGE
+    #: ``torch``, ``onnxruntime`` or ``openvino``.
+    runtime: str = "torch"
+    #: The dtype :meth:`prepare` feeds (None: ``dtype``). The CPU runtimes take float32 and
+    #: decide themselves where bfloat16 is used.
+    input_dtype: torch.dtype | None = None
 
     @classmethod
     def of(cls, model: CodeFormer, *, source: str = "in-memory network") -> RestorerDescriptor:
@@ -51,16 +61,25 @@ class RestorerDescriptor:
             supported_dtypes=precision.supported_dtypes(model.device), source=source,
         )
 
+    @property
+    def module(self) -> CodeFormer:
+        """The PyTorch network (parameters, state dict, ``forward``), whatever runs the stages."""
+        net = self.model
+        inner = net if isinstance(net, CodeFormer) else getattr(net, "module", None)
+        if not isinstance(inner, CodeFormer):
+            raise TypeError(f"{type(net).__name__} holds no PyTorch CodeFormer")
+        return inner
+
     def prepare(self, crops: Sequence[np.ndarray]) -> Tensor:
         """Aligned RGB crops ``[H, W, 3]`` (uint8 or uint16) to the network's input: a
-        ``[B, 3, 512, 512]`` batch in ``input_range``, on its device, in its dtype."""
+        ``[B, 3, 512, 512]`` batch in ``input_range``, on its device, in its input dtype."""
         scale = 255.0 if crops[0].dtype == np.uint8 else 65535.0
         x = torch.from_numpy(np.stack(crops)).to(self.device)
         x = x.permute(0, 3, 1, 2).to(torch.float32).div_(scale / 2.0).sub_(1.0)
         # channels-last feeds tensor cores on CUDA; on the CPU its GroupNorm kernel makes a
         # face's result depend (in the last bits) on its position in the batch: stay NCHW there.
         fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
-        return x.to(self.dtype).contiguous(memory_format=fmt)
+        return x.to(self.input_dtype or self.dtype).contiguous(memory_format=fmt)
 
     def finish(self, output: Tensor) -> np.ndarray:
         """Network output ``[B, 3, 512, 512]`` to float32 RGB images ``[B, 512, 512, 3]`` in

@@ -4,8 +4,9 @@ The weights store only finds and verifies files; this side asks it for a path. S
 one place: read the file safely (``torch.load(weights_only=True)`` or safetensors), unwrap it
 to a bare state dict (:func:`canonicalize`), read the hyperparameters from tensor shapes
 (:func:`infer_config`), check every name and shape with a grouped message
-(:func:`check_state_dict`), load strictly, then place the network (:mod:`.placement`) and
-describe it (:class:`RestorerDescriptor`).
+(:func:`check_state_dict`), load strictly, then place the network (:mod:`.placement`), hand it
+to its runtime (PyTorch, or a CPU runtime of :mod:`.runtime`) and describe it
+(:class:`RestorerDescriptor`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import torch
 from torch import Tensor
 
 from ..errors import CheckpointError, UsageError, WeightsError
+from ..weights.env import default_home
 from . import placement, precision
 from .codeformer import INPUT_SIZE, CodeFormer, CodeFormerConfig, variant_name
 from .descriptor import RestorerDescriptor
+from .runtime import preferred_runtime, resolve_runtime, runtime_network
+from .runtime import supported_dtypes as runtime_dtypes
 
 if TYPE_CHECKING:
     from ..weights import WeightStore
@@ -199,6 +203,7 @@ def load_restorer(
     store: WeightStore | None = None,
     channels_last: bool | None = None,
     heads: int = 8,
+    runtime: str = "auto",
 ) -> RestorerDescriptor:
     """Load CodeFormer ready for inference: the one way from a checkpoint to a device.
 
@@ -210,6 +215,11 @@ def load_restorer(
         store: where the published file comes from when ``weights`` is None.
         channels_last: as in :func:`precision.convert` (default: NHWC for half precision).
         heads: attention heads (not readable from tensor shapes; 8 in every known file).
+        runtime: what runs the stages: ``auto`` (see :func:`.runtime.resolve_runtime`: a CPU
+            runtime when one is installed and the device is the CPU; ``$VIDRESTORE_RUNTIME``
+            may name the one ``auto`` prefers), ``torch``, ``onnxruntime`` or ``openvino``. A
+            CPU runtime keeps its exported graphs in ``store.home`` (else
+            ``$VIDRESTORE_HOME``) under ``runtime/``.
 
     Returns the network in eval mode with gradients off, wrapped in a
     :class:`RestorerDescriptor` with its input contract, licence and source. Raises
@@ -219,6 +229,7 @@ def load_restorer(
     """
     dev = placement.resolve_device(device)
     dt = placement.resolve_dtype(dtype, dev)
+    rt = resolve_runtime(runtime, dev, dt, prefer=preferred_runtime())
     license, source = None, ""
     if weights is not None:
         path = Path(weights)
@@ -230,6 +241,13 @@ def load_restorer(
     else:
         raise UsageError("load_restorer: give a checkpoint path or a WeightStore")
     model = build_from_state_dict(read_state_dict(path), source=str(path), heads=heads)
+    if rt != "torch":
+        home = store.home if store is not None else default_home()
+        return RestorerDescriptor(
+            model=runtime_network(model, rt, dt, home), config=model.config,
+            variant=variant_name(model.config), path=path, dtype=dt, device=dev,
+            supported_dtypes=runtime_dtypes(rt), license=license, source=source, runtime=rt,
+            input_dtype=torch.float32)
     precision.convert(model.to(dev), dt, channels_last=channels_last)
     return RestorerDescriptor(
         model=model, config=model.config, variant=variant_name(model.config), path=path,
@@ -249,8 +267,9 @@ def load_codeformer_checkpoint(
     """The bare network of :func:`load_restorer` for the file ``path`` (default: float32 on the
     CPU), for code that wants the module itself (tests, benchmarks, checking a file)."""
     return load_restorer(
-        path, device=device, dtype=dtype, channels_last=channels_last, heads=heads
-    ).model
+        path, device=device, dtype=dtype, channels_last=channels_last, heads=heads,
+        runtime="torch",
+    ).module
 
 
 def load_codeformer(
@@ -262,7 +281,8 @@ def load_codeformer(
 ) -> CodeFormer:
     """The bare network from ``path`` or the verified file of ``store`` (float32 unless
     ``dtype`` is given); kept for existing callers, new code uses :func:`load_restorer`."""
-    return load_restorer(path, store=store, device=device, dtype=dtype or torch.float32).model
+    return load_restorer(path, store=store, device=device, dtype=dtype or torch.float32,
+                         runtime="torch").module
 
 
 def load_state_into(net: torch.nn.Module, path: str | Path, what: str) -> None:

@@ -134,7 +134,8 @@ class Restorer:
         store = store if store is not None else WeightStore.from_env()
         if model is None:
             model = load_restorer(self.options.weights, device=self.options.device,
-                                  dtype=self.options.dtype, store=store)
+                                  dtype=self.options.dtype, runtime=self.options.runtime,
+                                  store=store)
         self.model = as_descriptor(model)
         self.device = self.model.device
         self.dtype = self.model.dtype
