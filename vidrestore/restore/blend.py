@@ -115,8 +115,7 @@ def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: n
     flags = cv2.WARP_INVERSE_MAP
     m = cv2.warpAffine(mask, region.to_face, (rw, rh), flags=cv2.INTER_LINEAR | flags,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    sel = m > 0.0
-    if not sel.any():
+    if not m.any():
         return
     f = cv2.warpAffine(face, region.to_face, (rw, rh), flags=cv2.INTER_CUBIC | flags,
                        borderMode=cv2.BORDER_REPLICATE)
@@ -124,7 +123,14 @@ def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: n
         f = to_gray(f)
     full = 255.0 if pixels.dtype == np.uint8 else 65535.0
     roi = pixels[region.y0 : region.y1, region.x0 : region.x1]
-    src = roi[sel].astype(np.float32)
-    a = m[sel][:, None]
-    out = src + a * (np.clip(f[sel], 0.0, 1.0) * full - src)
-    roi[sel] = np.clip(np.rint(out), 0, full).astype(pixels.dtype)
+    # src + m * (face - src) over the whole region, in place: where m is 0 this is src exactly
+    # (integers are exact in float32), so those pixels are rewritten with their own values.
+    src = roi.astype(np.float32)
+    np.clip(f, 0.0, 1.0, out=f)
+    np.multiply(f, full, out=f)
+    np.subtract(f, src, out=f)
+    np.multiply(f, m[..., None], out=f)
+    np.add(f, src, out=f)
+    np.rint(f, out=f)
+    np.clip(f, 0, full, out=f)
+    np.copyto(roi, f, casting="unsafe")
