@@ -107,3 +107,22 @@ def two_torch_threads() -> Iterator[None]:
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
+
+
+TEST_DEVICE_ENV = "VIDRESTORE_TEST_DEVICE"
+
+
+@pytest.fixture(scope="session")
+def test_device():
+    """The device the network tests run on: ``$VIDRESTORE_TEST_DEVICE`` (default ``cpu``), so
+    the parity, precision, compile and engine tests run on a GPU unchanged
+    (``VIDRESTORE_TEST_DEVICE=cuda make test``); skipped when that device is not there."""
+    import torch
+
+    name = os.environ.get(TEST_DEVICE_ENV, "cpu").strip() or "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        pytest.skip(f"${TEST_DEVICE_ENV}={name}, but torch sees no CUDA device")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        pytest.skip(f"${TEST_DEVICE_ENV}={name}, but torch sees no MPS device")
+    return device

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,15 +73,27 @@ def goldens(golden_dir: Path) -> dict[float, dict]:
 
 
 @pytest.fixture(scope="module")
-def model(published_checkpoint: Path) -> CodeFormer:
-    return load_codeformer_checkpoint(published_checkpoint)
+def exact_float32() -> Iterator[None]:
+    """float32 as float32 on a GPU too (no TF32 convolutions or matmuls), as the goldens."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@pytest.fixture(scope="module")
+def model(published_checkpoint: Path, test_device: torch.device,
+          exact_float32: None) -> CodeFormer:
+    return load_codeformer_checkpoint(published_checkpoint, device=test_device)
 
 
 @pytest.fixture(scope="module")
 def stages(model: CodeFormer, golden_input: torch.Tensor) -> tuple[Encoded, torch.Tensor]:
+    """The golden input's encoding and logits, back on the CPU."""
     with torch.inference_mode():
-        enc = model.encode(golden_input)
-        return enc, model.predict(enc.lq_feat)
+        enc = model.encode(golden_input.to(model.device))
+        logits = model.predict(enc.lq_feat)
+    return Encoded(enc.lq_feat.cpu(), {r: t.cpu() for r, t in enc.skips.items()}), logits.cpu()
 
 
 def test_state_dict_names_shapes_and_order_match_contract(keys: list) -> None:
@@ -119,9 +132,11 @@ def test_restored_image_matches_golden(
     w: float, model: CodeFormer, stages: tuple[Encoded, torch.Tensor], goldens: dict[float, dict]
 ) -> None:
     enc, logits = stages
+    dev = model.device
     with torch.inference_mode():
-        code_feat = model.lookup(enc.lq_feat, logits=logits, adain=True)
-        out = model.decode(code_feat, enc.skips if w > 0 else {}, w)
+        code_feat = model.lookup(enc.lq_feat.to(dev), logits=logits.to(dev), adain=True)
+        skips = {r: t.to(dev) for r, t in enc.skips.items()} if w > 0 else {}
+        out = model.decode(code_feat, skips, w).cpu()
     assert out.shape == (1, 3, 512, 512)
     torch.testing.assert_close(out, goldens[w]["out"], rtol=0, atol=ATOL)
 

@@ -83,19 +83,22 @@ def test_attention_scores_survive_float16_overflow() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_tiny_network_runs_in_half_precision(dtype: torch.dtype) -> None:
-    ref_model = synthetic_codeformer(VARIANTS["codeformer_tiny"])
-    model = precision.convert(synthetic_codeformer(VARIANTS["codeformer_tiny"]), dtype)
+def test_tiny_network_runs_in_half_precision(dtype: torch.dtype,
+                                             test_device: torch.device) -> None:
+    ref_model = synthetic_codeformer(VARIANTS["codeformer_tiny"])  # float32 on the CPU
+    model = precision.convert(synthetic_codeformer(VARIANTS["codeformer_tiny"]).to(test_device),
+                              dtype)
     g = torch.Generator().manual_seed(3)
     x = torch.nn.functional.interpolate(
         torch.rand(1, 3, 16, 16, generator=g) * 2 - 1, size=(512, 512), mode="bilinear"
     )
     with torch.inference_mode():
         ref_out, ref_logits, _ = ref_model(x, w=0.5)
-        enc = model.encode(x)
-        logits = model.predict(enc.lq_feat)
+        enc = model.encode(x.to(test_device))
+        logits = model.predict(enc.lq_feat).cpu()
         # decode the float32 codes: isolates the decoder's rounding from code flips
-        out = model.decode(model.lookup(enc.lq_feat, indices=ref_logits.argmax(-1)), enc.skips, 0.5)
+        codes = ref_logits.argmax(-1).to(test_device)
+        out = model.decode(model.lookup(enc.lq_feat, indices=codes), enc.skips, 0.5).cpu()
     assert out.dtype == dtype and enc.lq_feat.dtype == dtype
     assert logits.dtype == torch.float32
     assert torch.isfinite(out).all()
@@ -106,19 +109,21 @@ def test_tiny_network_runs_in_half_precision(dtype: torch.dtype) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not precision.cpu_has_fast_bfloat16() and not os.environ.get("VIDRESTORE_SLOW_TESTS"),
-    reason="no native bfloat16 kernels on this CPU (about 4 min for this test); "
-    "set VIDRESTORE_SLOW_TESTS=1 to run it anyway",
-)
-def test_published_size_bfloat16_against_float32_goldens(golden_dir: Path) -> None:
-    model = precision.convert(synthetic_codeformer(), torch.bfloat16)
-    x = torch.load(golden_dir / "input.pt", weights_only=True)
+def test_published_size_bfloat16_against_float32_goldens(golden_dir: Path,
+                                                         test_device: torch.device) -> None:
+    if (test_device.type == "cpu" and not precision.cpu_has_fast_bfloat16()
+            and not os.environ.get("VIDRESTORE_SLOW_TESTS")):
+        pytest.skip("no native bfloat16 kernels on this CPU (about 4 min for this test); "
+                    "set VIDRESTORE_SLOW_TESTS=1 to run it anyway")
+    model = precision.convert(synthetic_codeformer().to(test_device), torch.bfloat16)
+    x = torch.load(golden_dir / "input.pt", weights_only=True).to(test_device)
     golden = torch.load(golden_dir / "golden_w05.pt", weights_only=True)
     with torch.inference_mode():
         enc = model.encode(x)
-        logits = model.predict(enc.lq_feat)
-        out = model.decode(model.lookup(enc.lq_feat, indices=golden["top_idx"]), enc.skips, 0.5)
+        logits = model.predict(enc.lq_feat).cpu()
+        codes = golden["top_idx"].to(test_device)
+        out = model.decode(model.lookup(enc.lq_feat, indices=codes), enc.skips, 0.5).cpu()
+        enc = type(enc)(enc.lq_feat.cpu(), {})
     agree = (logits.argmax(-1) == golden["top_idx"]).float().mean().item()
     assert agree >= 0.90, f"bf16 picks the float32 code for only {agree:.1%} of tokens"
     assert (enc.lq_feat.float() - golden["lq_feat"]).abs().max() < 0.3

@@ -136,3 +136,41 @@ def test_a_bad_file_is_one_checkpoint_error_line(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as err:
         load_restorer(bad, device="cpu")
     assert "bad.pth" in str(err.value) and "\n" not in str(err.value)
+
+
+# -- --compile ------------------------------------------------------------------------------
+def test_compile_compiles_the_stages_of_pytorchs_network(weights: Path) -> None:
+    from vidrestore.models.compiled import is_compiled
+
+    plain = load_restorer(weights, device="cpu", runtime="torch")
+    desc = load_restorer(weights, device="cpu", runtime="auto", compile=True)
+    assert desc.runtime == "torch" and is_compiled(desc.module) and not is_compiled(plain.module)
+    # compiled in place: the state dict keeps its names and values
+    assert list(desc.module.state_dict()) == list(plain.module.state_dict())
+    with pytest.raises(UsageError, match="--compile compiles PyTorch's network; --runtime "
+                                         "openvino runs exported graphs instead"):
+        load_restorer(weights, device="cpu", runtime="openvino", compile=True)
+
+
+@pytest.mark.slow
+def test_compiled_stages_restore_as_eager(weights: Path, test_device: torch.device) -> None:
+    import os
+
+    if test_device.type == "cpu" and not os.environ.get("VIDRESTORE_SLOW_TESTS"):
+        pytest.skip("compiling the network takes about a minute on a CPU; "
+                    "set VIDRESTORE_SLOW_TESTS=1 to run it here (it runs on a GPU device)")
+    crops = _crops(np.uint8, 3)
+    out = {}
+    for compiled in (False, True):
+        desc = load_restorer(weights, device=test_device, dtype="float32", runtime="torch",
+                             compile=compiled)
+        engine = FaceEngine(desc, RestoreOptions(temporal="window", window=1),
+                            device=desc.device, dtype=desc.dtype, batch_size=2)
+        items = [FaceItem(0, k + 1, c, np.array([[1.0, 0, 0], [0, 1.0, 0]]), False)
+                 for k, c in enumerate(crops)]
+        engine.submit(0, items)
+        engine.drain()
+        out[compiled] = (np.stack([it.restored for it in items]),
+                        np.stack([it.indices for it in items]))
+    assert np.array_equal(out[True][1], out[False][1])  # the same codes
+    assert np.abs(out[True][0] - out[False][0]).max() < 1e-4

@@ -51,8 +51,8 @@ FACE_OPTIONS_TYPE = "VIDRESTORE_FACE_OPTIONS"
 UPSCALE_MODEL_TYPE = "UPSCALE_MODEL"  # ComfyUI's own: a spandrel ImageModelDescriptor
 CACHE_ENTRY = "codeformer.pth (vidrestore weights cache)"
 
-# Restore options that are node widgets; weights, device, dtype and runtime belong to the model
-# node.
+# Restore options that are node widgets; weights, device, dtype, runtime and compile belong to
+# the model node.
 RESTORE_MAIN = ("fidelity", "temporal", "window")
 RESTORE_MORE = ("blend", "track_settings", "recurrent_gain", "faces", "mask", "grayscale",
                 "batch_size")
@@ -63,7 +63,7 @@ FACE_MAIN = ("min_face", "detector")
 
 # -- models ---------------------------------------------------------------------------------------
 def load_model(path: str | None, device: str = "auto", dtype: str = "auto",
-               runtime: str = "auto") -> RestorerDescriptor:
+               runtime: str = "auto", compile: bool = False) -> RestorerDescriptor:
     """Load CodeFormer from ``path`` (any compatible checkpoint), or the verified file of the
     vidrestore weights cache when ``path`` is None. ``device="auto"`` takes ComfyUI's device
     when running inside ComfyUI."""
@@ -71,7 +71,7 @@ def load_model(path: str | None, device: str = "auto", dtype: str = "auto",
 
     if device == "auto":
         device = host.torch_device() or "auto"
-    return load_restorer(path, device=device, dtype=dtype, runtime=runtime,
+    return load_restorer(path, device=device, dtype=dtype, runtime=runtime, compile=compile,
                          store=None if path else host.weight_store())
 
 
@@ -93,7 +93,8 @@ class LoadCodeFormer:
                 "dtype": field_input(RestoreOptions, "dtype"),
             },
             # optional, after the older inputs: saved workflows keep their values
-            "optional": {"runtime": field_input(RestoreOptions, "runtime")},
+            "optional": {"runtime": field_input(RestoreOptions, "runtime"),
+                         "compile": field_input(RestoreOptions, "compile")},
         }
 
     RETURN_TYPES = (MODEL_TYPE,)
@@ -105,14 +106,14 @@ class LoadCodeFormer:
 
     @in_node_words
     def load(self, model_name: str, device: str = "auto", dtype: str = "auto",
-             runtime: str = "auto") -> tuple[RestorerDescriptor]:
+             runtime: str = "auto", compile: bool = False) -> tuple[RestorerDescriptor]:
         path = None
         if model_name != CACHE_ENTRY:
             path = host.model_path(model_name)
             if path is None:
                 raise UsageError(f"model_name: {model_name!r} is not in ComfyUI's "
                                  f"{host.MODEL_FOLDER} folders")
-        return (load_model(path, device, dtype, runtime),)
+        return (load_model(path, device, dtype, runtime, compile),)
 
 
 # -- face options ---------------------------------------------------------------------------------

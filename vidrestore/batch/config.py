@@ -23,7 +23,7 @@ WORK_DIR = ".vidrestore-work"
 
 ADDED_OPTIONS = {"faces": ("confirm_score",),
                  "restore": ("blend", "track_settings", "upscale", "background",
-                             "face_upsample", "runtime")}
+                             "face_upsample", "runtime", "compile")}
 """Options added after batch folders already existed: they count in a job's options only when
 set to something else than their default, so the jobs of an older folder are not redone."""
 

@@ -83,6 +83,7 @@ class SegmentWorker:
         #: The network every job's restorer shares.
         self.model = as_descriptor(model) if model is not None else load_restorer(
             restore.weights, device=device, dtype=restore.dtype, runtime=restore.runtime,
+            compile=restore.compile,
             store=self.store)
         self.detector = detector if detector is not None else create_detector(
             faces.detector, faces, device=str(device), store=self.store)

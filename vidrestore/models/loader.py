@@ -25,6 +25,7 @@ from ..errors import CheckpointError, UsageError, WeightsError
 from ..weights.env import default_home
 from . import placement, precision
 from .codeformer import INPUT_SIZE, CodeFormer, CodeFormerConfig, variant_name
+from .compiled import compile_stages
 from .descriptor import RestorerDescriptor
 from .runtime import preferred_runtime, resolve_runtime, runtime_network
 from .runtime import supported_dtypes as runtime_dtypes
@@ -204,6 +205,7 @@ def load_restorer(
     channels_last: bool | None = None,
     heads: int = 8,
     runtime: str = "auto",
+    compile: bool = False,
 ) -> RestorerDescriptor:
     """Load CodeFormer ready for inference: the one way from a checkpoint to a device.
 
@@ -220,6 +222,8 @@ def load_restorer(
             may name the one ``auto`` prefers), ``torch``, ``onnxruntime`` or ``openvino``. A
             CPU runtime keeps its exported graphs in ``store.home`` (else
             ``$VIDRESTORE_HOME``) under ``runtime/``.
+        compile: compile the stages with ``torch.compile`` (:mod:`.compiled`); a PyTorch
+            feature, so ``auto`` then means ``torch`` and a CPU runtime is refused.
 
     Returns the network in eval mode with gradients off, wrapped in a
     :class:`RestorerDescriptor` with its input contract, licence and source. Raises
@@ -229,7 +233,10 @@ def load_restorer(
     """
     dev = placement.resolve_device(device)
     dt = placement.resolve_dtype(dtype, dev)
-    rt = resolve_runtime(runtime, dev, dt, prefer=preferred_runtime())
+    if compile and runtime not in ("auto", "torch"):
+        raise UsageError(f"--compile compiles PyTorch's network; --runtime {runtime} runs "
+                         "exported graphs instead (use one or the other)")
+    rt = "torch" if compile else resolve_runtime(runtime, dev, dt, prefer=preferred_runtime())
     license, source = None, ""
     if weights is not None:
         path = Path(weights)
@@ -249,6 +256,8 @@ def load_restorer(
             supported_dtypes=runtime_dtypes(rt), license=license, source=source, runtime=rt,
             input_dtype=torch.float32)
     precision.convert(model.to(dev), dt, channels_last=channels_last)
+    if compile:
+        compile_stages(model)
     return RestorerDescriptor(
         model=model, config=model.config, variant=variant_name(model.config), path=path,
         dtype=dt, device=model.device, supported_dtypes=precision.supported_dtypes(dev),

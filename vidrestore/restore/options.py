@@ -55,6 +55,10 @@ class RestoreOptions:
         "about twice PyTorch's speed, within 1e-4 of it) when one is installed and the device "
         "is the CPU, else PyTorch; torch = always PyTorch. The CPU runtimes compute float32, "
         "and OpenVINO bfloat16 on CPUs with native bfloat16.", choices=RUNTIMES)
+    compile: bool = opt(
+        False, "Compile the network with torch.compile (PyTorch's runtime: 'auto' then means "
+        "torch): faster batches after a first one that waits for the compilation (about a "
+        "minute on a CPU); results equal within float rounding.")
     batch_size: int = opt(0, "Faces per network batch; 0 = automatic.", min=0, max=512)
     mask: str = opt(
         "auto", "Paste-back mask: 'parse' (face parsing network), 'template' (feathered fixed "

@@ -135,7 +135,7 @@ class Restorer:
         if model is None:
             model = load_restorer(self.options.weights, device=self.options.device,
                                   dtype=self.options.dtype, runtime=self.options.runtime,
-                                  store=store)
+                                  compile=self.options.compile, store=store)
         self.model = as_descriptor(model)
         self.device = self.model.device
         self.dtype = self.model.dtype
