@@ -116,12 +116,15 @@ def stages(clip: Path, detector: Any, model: Any, tmp: Path) -> dict[str, float]
         for face in ff.faces:
             a = similarity_transform(face.landmarks)
             items.append(FaceItem(ff.frame.index, face.track_id, warp_face(ff.frame.pixels, a),
-                                  a))
+                                  a, False))
     out["warp"] = time.perf_counter() - t0
     engine = FaceEngine(model, RestoreOptions(), batch_size=2)
     t0 = time.perf_counter()
-    for it in items:
-        engine.submit(it.frame_index, [it])
+    by_frame: dict[int, list[Any]] = {}
+    for it in items:  # the pipeline hands the engine each frame's faces together
+        by_frame.setdefault(it.frame_index, []).append(it)
+    for index, faces in by_frame.items():
+        engine.submit(index, faces)
     engine.drain()
     out["network_stand_in"] = time.perf_counter() - t0
     mask = template_mask()

@@ -32,6 +32,7 @@ from vidrestore.errors import UsageError
 from vidrestore.models import CodeFormer, load_restorer, precision
 from vidrestore.models.codeformer import VARIANTS
 from vidrestore.models.runtime import (
+    CPU_RUNTIMES,
     RUNTIME_ENV,
     RUNTIMES,
     GraphCache,
@@ -49,7 +50,7 @@ from vidrestore.weights import WeightStore
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 ATOL = 1e-4
-AVAILABLE = [r for r in ("openvino", "onnxruntime") if installed(r)]
+AVAILABLE = [r for r in CPU_RUNTIMES if installed(r)]  # in the order auto tries them
 NATIVE_BF16 = precision.cpu_has_fast_bfloat16()
 
 pytestmark = [
@@ -284,6 +285,9 @@ def test_auto_takes_a_cpu_runtime_on_the_cpu_only(auto_env: None,
     assert resolve_runtime("auto", CPU, f32) == AVAILABLE[0]
     assert resolve_runtime("auto", torch.device("cuda"), f32) == "torch"
     assert resolve_runtime("auto", CPU, torch.float16) == "torch"
+    if "openvino" in AVAILABLE:  # bfloat16: the one runtime that computes it, else PyTorch
+        want = "openvino" if NATIVE_BF16 else "torch"
+        assert resolve_runtime("auto", CPU, torch.bfloat16) == want
     assert resolve_runtime("torch", CPU, f32) == "torch"
     for runtime in AVAILABLE:
         assert resolve_runtime(runtime, CPU, f32) == runtime

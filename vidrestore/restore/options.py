@@ -51,7 +51,7 @@ class RestoreOptions:
         "auto", "Network precision; auto = bfloat16 on CUDA (float16 on GPUs without it), "
         "float16 on MPS, float32 on the CPU.", choices=DTYPES)
     runtime: str = opt(
-        "auto", "What runs the network: auto = a CPU runtime (OpenVINO, else ONNX Runtime; "
+        "auto", "What runs the network: auto = a CPU runtime (ONNX Runtime, else OpenVINO; "
         "about twice PyTorch's speed, within 1e-4 of it) when one is installed and the device "
         "is the CPU, else PyTorch; torch = always PyTorch. The CPU runtimes compute float32, "
         "and OpenVINO bfloat16 on CPUs with native bfloat16.", choices=RUNTIMES)
