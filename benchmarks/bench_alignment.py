@@ -21,6 +21,8 @@ Methods, each on the same detections of the same face:
   RTS pass, a local-quadratic Gaussian (sigma 5 frames) over the RTS estimates, and the drift
   guard (at most 12 px from the detections' sigma-2 low-pass; :class:`SmootherTuning`);
 * ``ours-noreg`` - ``FaceStream`` with ``FaceOptions(register=False)``, offline;
+* ``ours-causal-sS`` (``--causal-smooth S,...``) - causal at smoothing strength ``S``: how much
+  steadier a causal estimate gets, and what that costs in drift and lag;
 * ``ours-rts`` - offline, without the post stage and the guard, and with the earlier
   registration weighting (``PRIOR_TUNING``: the smoother as it was before them), for
   comparison.
@@ -306,6 +308,14 @@ def baselines(raw: np.ndarray, rate: float) -> dict[str, np.ndarray]:
             "one-euro": one_euro(raw, rate)}
 
 
+def with_causal_strengths(strengths: Sequence[float]) -> dict[str, tuple[FaceOptions,
+                                                                         SmootherTuning | None]]:
+    """:data:`RUNS` plus ``ours-causal-sS``: the causal smoother at each strength ``S``
+    (``--smooth``), to see what steadier causal settings cost in drift and lag."""
+    extra = {f"ours-causal-s{s:g}": (FaceOptions(causal=True, smooth=s), None) for s in strengths}
+    return {**RUNS, **extra}
+
+
 def estimates_on(track: Track, runs: dict[str, list[FrameFaces]],
                  rate: float) -> dict[str, np.ndarray]:
     """Every method's landmarks on the frames of an offline ``track``."""
@@ -318,10 +328,10 @@ def estimates_on(track: Track, runs: dict[str, list[FrameFaces]],
     return out
 
 
-def bench_real(path: Path, limit: int, yunet: Path) -> dict:
+def bench_real(path: Path, limit: int, yunet: Path, settings: dict | None = None) -> dict:
     frames, rate = read_clip(path, limit)
     runs = {name: run_stream(frames, opts, yunet, tuning)
-            for name, (opts, tuning) in RUNS.items()}
+            for name, (opts, tuning) in (settings or RUNS).items()}
     tracks = [t for t in tracks_of(runs["ours-offline"]) if len(t.smooth) >= MIN_TRACK]
     h, w = frames[0].pixels.shape[:2]
     report = {"path": str(path), "frames": len(frames), "size": [w, h], "rate": float(rate),
@@ -384,11 +394,12 @@ def longest_run(mask: np.ndarray) -> slice:
     return slice(*best)
 
 
-def bench_groundtruth(spec: MotionSpec, out_dir: Path, yunet: Path) -> dict:
+def bench_groundtruth(spec: MotionSpec, out_dir: Path, yunet: Path,
+                      settings: dict | None = None) -> dict:
     path, truth = build_clip(MEDIA / "vr_face_4.mp4", spec, out_dir, yunet)
     frames, rate = read_clip(path)
     runs = {name: run_stream(frames, opts, yunet, tuning)
-            for name, (opts, tuning) in RUNS.items()}
+            for name, (opts, tuning) in (settings or RUNS).items()}
     span = range(len(frames))
     ours = {name: follow(truth, span, result) for name, result in runs.items()}
     raw = ours["ours-offline"][1]
@@ -512,6 +523,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=150, help="frames read per real clip")
     parser.add_argument("--gt-frames", type=int, default=120, help="frames per ground-truth clip")
     parser.add_argument("--only", default="real,gt", help="comma-separated sections: real, gt")
+    parser.add_argument("--causal-smooth", default="",
+                        help="comma-separated strengths: also run the causal smoother at each "
+                        "(ours-causal-sS)")
     parser.add_argument("--tune-one-euro", action="store_true",
                         help="only run the grid search that chose the One Euro settings")
     args = parser.parse_args(argv)
@@ -520,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.tune_one_euro:
         tune_one_euro(YUNET, args.frames)
         return
+    strengths = [float(v) for v in args.causal_smooth.split(",") if v.strip()]
+    settings = with_causal_strengths(strengths)
     start = time.perf_counter()
     sections = {s.strip() for s in args.only.split(",")}
     report: dict = {"one_euro": ONE_EURO, "min_track": MIN_TRACK, "drift_limit": DRIFT_LIMIT,
@@ -527,13 +543,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "real" in sections:
         clips = sorted(p for p in MEDIA.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
         for clip in [*clips, *args.clips]:
-            report["real"][clip.name] = bench_real(clip, args.frames, YUNET)
+            report["real"][clip.name] = bench_real(clip, args.frames, YUNET, settings)
     if "gt" in sections:
         with tempfile.TemporaryDirectory(prefix="vidrestore-gt-") as tmp:
             out_dir = args.out or Path(tmp)
             for spec in GT_CLIPS:
                 spec = MotionSpec(**{**asdict(spec), "frames": args.gt_frames})
-                report["groundtruth"][spec.name] = bench_groundtruth(spec, out_dir, YUNET)
+                report["groundtruth"][spec.name] = bench_groundtruth(spec, out_dir, YUNET,
+                                                                     settings)
     report["seconds"] = time.perf_counter() - start
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "alignment.json").write_text(json.dumps(_finite(report), indent=1))
