@@ -7,9 +7,9 @@ encoder module, :meth:`~.codeformer.CodeFormer.predict` and
 dtype and fidelity path and the compiled code is reused for the whole run. The lookup between
 predict and generate (a gather and adain) stays eager.
 
-Compiling costs time before the first batch (measured on 2 CPU cores: 50 s for the published
-network, 66 s for the tiny variant; TorchInductor caches what it built for later runs) and
-changes results only by float rounding (1.1e-5 at most on the published network, the same codes).
+Compiling costs time before the first batch (on 2 CPU cores about a minute, for the published
+network and the tiny variant alike; 12 s once TorchInductor's cache holds it) and changes
+results only by float rounding (about 1e-5 on the published network, the same codes).
 The state dict keeps its names: modules are compiled in place, methods wrapped on the instance.
 """
 
