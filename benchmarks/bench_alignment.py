@@ -23,6 +23,8 @@ Methods, each on the same detections of the same face:
 * ``ours-noreg`` - ``FaceStream`` with ``FaceOptions(register=False)``, offline;
 * ``ours-causal-sS`` (``--causal-smooth S,...``) - causal at smoothing strength ``S``: how much
   steadier a causal estimate gets, and what that costs in drift and lag;
+* ``ours[K=V,...]`` (``--tuning K=V,...``, repeatable) - offline with those
+  :class:`SmootherTuning` fields changed;
 * ``ours-rts`` - offline, without the post stage and the guard, and with the earlier
   registration weighting (``PRIOR_TUNING``: the smoother as it was before them), for
   comparison.
@@ -308,11 +310,20 @@ def baselines(raw: np.ndarray, rate: float) -> dict[str, np.ndarray]:
             "one-euro": one_euro(raw, rate)}
 
 
-def with_causal_strengths(strengths: Sequence[float]) -> dict[str, tuple[FaceOptions,
-                                                                         SmootherTuning | None]]:
-    """:data:`RUNS` plus ``ours-causal-sS``: the causal smoother at each strength ``S``
-    (``--smooth``), to see what steadier causal settings cost in drift and lag."""
-    extra = {f"ours-causal-s{s:g}": (FaceOptions(causal=True, smooth=s), None) for s in strengths}
+def with_variants(strengths: Sequence[float], tunings: Sequence[str]
+                  ) -> dict[str, tuple[FaceOptions, SmootherTuning | None]]:
+    """:data:`RUNS` plus ``ours-causal-sS``, the causal smoother at each strength ``S``
+    (``--smooth``), and ``ours[K=V,...]``, the offline smoother with those
+    :class:`SmootherTuning` fields changed: to see what other settings cost, side by side."""
+    extra: dict[str, tuple[FaceOptions, SmootherTuning | None]] = {
+        f"ours-causal-s{s:g}": (FaceOptions(causal=True, smooth=s), None) for s in strengths}
+    for spec in tunings:
+        fields = dict(item.split("=", 1) for item in spec.split(",") if item.strip())
+        try:
+            tuning = SmootherTuning(**{k.strip(): float(v) for k, v in fields.items()})
+        except (TypeError, ValueError) as exc:
+            raise SystemExit(f"--tuning {spec!r}: {exc}") from None
+        extra[f"ours[{spec}]"] = (FaceOptions(), tuning)
     return {**RUNS, **extra}
 
 
@@ -352,10 +363,10 @@ def bench_real(path: Path, limit: int, yunet: Path, settings: dict | None = None
     others = f"; {len(tracks) - 1} more in the JSON" if len(tracks) > 1 else ""
     print(f"{head}, longest track {main['track_id']}: {main['frames']} frames "
           f"({main['detected']} detected){others}")
-    print(f"  {'method':<14} {'jitter red.':>11} {'drift p50':>10} {'drift p95':>10} "
+    print(f"  {'method':<22} {'jitter red.':>11} {'drift p50':>10} {'drift p95':>10} "
           f"{'> 20 px':>8} {'offset p95':>11}")
     for m, s in main["methods"].items():
-        print(f"  {m:<14} {s['jitter_reduction']:10.1f}x {s['drift_p50']:10.2f} "
+        print(f"  {m:<22} {s['jitter_reduction']:10.2f}x {s['drift_p50']:10.2f} "
               f"{s['drift_p95']:10.2f} {100 * s['beyond_20px']:7.1f} % {s['offset_p95']:11.2f}")
     track, est = tracks[0], first_est
     d = np.nan_to_num(np.array(main["methods"]["ours-offline"]["per_frame_drift"],
@@ -415,9 +426,9 @@ def bench_groundtruth(spec: MotionSpec, out_dir: Path, yunet: Path,
     w, h = spec.canvas
     print(f"ground truth  {spec.name} ({len(frames)} frames, {w}x{h}, face {spec.face_px:.0f} px"
           f"; raw found on {int(found.sum())}, all methods on {int(mask.sum())} frames)")
-    print(f"  {'method':<14} {'path err':>9} {'vs raw':>7} {'lag (f)':>8} {'jitter red.':>11}")
+    print(f"  {'method':<22} {'path err':>9} {'vs raw':>7} {'lag (f)':>8} {'jitter red.':>11}")
     for m, s in scores.items():
-        print(f"  {m:<14} {s['path_error']:9.2f} {s['ratio_to_raw']:6.2f}x {s['lag']:+8.2f} "
+        print(f"  {m:<22} {s['path_error']:9.3f} {s['ratio_to_raw']:6.2f}x {s['lag']:+8.2f} "
               f"{s['jitter_reduction']:10.1f}x")
     per_frame = {m: np.full(len(truth), np.nan) for m in est}
     for m in per_frame:
@@ -526,6 +537,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--causal-smooth", default="",
                         help="comma-separated strengths: also run the causal smoother at each "
                         "(ours-causal-sS)")
+    parser.add_argument("--tuning", action="append", default=[], metavar="K=V[,K=V]",
+                        help="also run the offline smoother with these SmootherTuning fields "
+                        "(repeatable), e.g. accel_rel=0.008,post_sigma=4.5")
     parser.add_argument("--tune-one-euro", action="store_true",
                         help="only run the grid search that chose the One Euro settings")
     args = parser.parse_args(argv)
@@ -535,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         tune_one_euro(YUNET, args.frames)
         return
     strengths = [float(v) for v in args.causal_smooth.split(",") if v.strip()]
-    settings = with_causal_strengths(strengths)
+    settings = with_variants(strengths, args.tuning)
     start = time.perf_counter()
     sections = {s.strip() for s in args.only.split(",")}
     report: dict = {"one_euro": ONE_EURO, "min_track": MIN_TRACK, "drift_limit": DRIFT_LIMIT,
