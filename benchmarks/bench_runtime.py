@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from vidrestore.models import CodeFormer, precision
+from vidrestore.models import CodeFormer, RestorerDescriptor, precision
 from vidrestore.models.runtime import CPU_RUNTIMES, GraphCache, RuntimeNetwork
 from vidrestore.models.runtime.backends import installed
 from vidrestore.models.runtime.backends import version as runtime_version
@@ -77,11 +77,6 @@ def aligned_faces(n: int) -> list[np.ndarray]:
     return out[:n]
 
 
-def to_input(crops: list[np.ndarray]) -> torch.Tensor:
-    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
-    return (x / 127.5 - 1.0).contiguous()
-
-
 def forward(net: NetworkStages, x: torch.Tensor, w: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The engine's four stages: the output and the codes."""
     with torch.inference_mode():
@@ -115,6 +110,7 @@ def run(graph_folder: Path) -> None:
     batches = [int(b) for b in args.batch_sizes.split(",")]
 
     module: CodeFormer = synthetic_codeformer()
+    to_input = RestorerDescriptor.of(module).prepare  # the engine's crops-to-input conversion
     golden_dir = SHARED / "golden"
     golden_x = torch.load(golden_dir / "input.pt", weights_only=True)
     golden = torch.load(golden_dir / "golden_w05.pt", weights_only=True)

@@ -10,7 +10,8 @@ from ..options import opt, validate
 TEMPORAL_MODES = ("window", "recurrent", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-#: As :data:`vidrestore.models.runtime.RUNTIMES` (kept here so options import no torch).
+#: What ``--runtime`` takes (resolved by :func:`vidrestore.models.runtime.resolve_runtime`; the
+#: names live here, where importing them costs no torch).
 RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 MASKS = ("auto", "parse", "template")
 GRAY_MODES = ("auto", "on", "off")

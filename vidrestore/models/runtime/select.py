@@ -20,10 +20,10 @@ import os
 import torch
 
 from ...errors import UsageError
+from ...restore.options import RUNTIMES as RUNTIMES
 from .. import precision
 from . import backends
 
-RUNTIMES = ("auto", "torch", "onnxruntime", "openvino")
 #: The CPU runtimes, in the order ``auto`` tries them.
 CPU_RUNTIMES = ("onnxruntime", "openvino")
 RUNTIME_ENV = "VIDRESTORE_RUNTIME"
