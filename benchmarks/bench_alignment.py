@@ -18,7 +18,7 @@ Methods, each on the same detections of the same face:
 * ``ours-offline`` / ``ours-causal`` - ``FaceStream`` with ``FaceOptions()`` /
   ``FaceOptions(causal=True)``. Offline that is the Kalman filter (pose and shape, fused with
   the registration: its rotation and scale, the centroid from the detections), the fixed-lag
-  RTS pass, a local-quadratic Gaussian (sigma 5 frames) over the RTS estimates, and the drift
+  RTS pass, a local-quadratic Gaussian (sigma 4.75 frames) over the RTS estimates, and the drift
   guard (at most 12 px from the detections' sigma-2 low-pass; :class:`SmootherTuning`);
 * ``ours-noreg`` - ``FaceStream`` with ``FaceOptions(register=False)``, offline;
 * ``ours-causal-sS`` (``--causal-smooth S,...``) - causal at smoothing strength ``S``: how much
