@@ -45,7 +45,9 @@ has them all.
 **Ground-truth clips** (:mod:`benchmarks.groundtruth`): ``vr_face_4.mp4`` moved by known rolls,
 zooms, pans and shake, shrunk, degraded and encoded; the truth is carried through the motion.
 Per method: path error (:func:`~vidrestore.faces.metrics.path_error`, offset removed), its
-ratio to raw's, lag (:func:`~vidrestore.faces.metrics.lag`, frames) and jitter reduction.
+ratio to raw's, lag (:func:`~vidrestore.faces.metrics.lag`, frames) and jitter reduction; and,
+for reference, the slow part of the detector's error (:func:`slow_error_floor`): the truth plus a
+Gaussian of the detections' error, which no smoother of the detections alone can beat.
 
 Output: the tables on stdout, every figure in ``benchmarks/results/alignment.json`` and, per
 clip, ``benchmarks/results/alignment_<clip>.png``: the aligned crops (512 shown at 128) of the
@@ -393,6 +395,17 @@ def gt_scores(estimate: np.ndarray, truth: np.ndarray, raw: np.ndarray, mask: np
             "jitter_reduction": jitter_reduction(estimate, raw)}
 
 
+def slow_error_floor(raw: np.ndarray, truth: np.ndarray, e_raw: float,
+                     sigmas: Sequence[int] = (3, 8, 20)) -> dict[str, float]:
+    """Path error (ratio to raw's) of the truth plus a Gaussian (sigma frames) of the
+    detector's error: what would be left if a method knew the true motion exactly and averaged
+    the detections' error over that many frames. The slow part of the detector's error (it
+    follows the pose, the expression, the degradation) stays: a smoother working from the
+    detections alone cannot go below it, only the registration's own measurement can."""
+    return {str(s): path_error(truth + gaussian_baseline(raw - truth, s), truth) / e_raw
+            for s in sigmas}
+
+
 def longest_run(mask: np.ndarray) -> slice:
     best, start = (0, 0), None
     for i, v in enumerate([*mask, False]):
@@ -430,6 +443,9 @@ def bench_groundtruth(spec: MotionSpec, out_dir: Path, yunet: Path,
     for m, s in scores.items():
         print(f"  {m:<22} {s['path_error']:9.3f} {s['ratio_to_raw']:6.2f}x {s['lag']:+8.2f} "
               f"{s['jitter_reduction']:10.1f}x")
+    floor = slow_error_floor(raw[mask], truth[mask], e_raw)
+    print("  slow detector error (truth + Gaussian of raw - truth; no method can know the "
+          "truth): " + ", ".join(f"sigma {k} {v:.2f}x" for k, v in floor.items()))
     per_frame = {m: np.full(len(truth), np.nan) for m in est}
     for m in per_frame:
         err = path_errors(est[m][mask], truth[mask])
@@ -446,6 +462,7 @@ def bench_groundtruth(spec: MotionSpec, out_dir: Path, yunet: Path,
     return {"path": str(path), "spec": spec.describe(), "frames": len(frames),
             "raw_frames": int(found.sum()), "measured_frames": int(mask.sum()),
             "lag_frames": [span_lag.start, span_lag.stop], "methods": scores,
+            "slow_error_floor": floor,
             "picture": str(picture)}
 
 
