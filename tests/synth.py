@@ -24,6 +24,17 @@ def tiny_checkpoint(path: Path) -> Path:
     return synthetic_checkpoint(path, "codeformer_tiny")
 
 
+def texture_crop(seed: int, base: np.ndarray | None = None, noise: float = 0.0) -> np.ndarray:
+    """A 512x512 aligned-face-sized RGB crop: smooth random texture (16x16 values, bicubic),
+    or ``base``, plus Gaussian noise of ``noise`` levels; the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    if base is None:
+        small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        base = cv2.resize(small, (512, 512), interpolation=cv2.INTER_CUBIC)
+    img = base.astype(np.float32) + rng.normal(0, noise, base.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
 def load_rgb(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:

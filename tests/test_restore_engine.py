@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from synth import texture_crop as _crop
 from synth import tiny_checkpoint
 
 from vidrestore.models import CodeFormer, load_codeformer
@@ -22,15 +22,6 @@ from vidrestore.restore.temporal import RecurrentFilter, carry_probs, gaussian_w
 def tiny(tmp_path_factory: pytest.TempPathFactory, test_device: torch.device) -> CodeFormer:
     path = tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")
     return load_codeformer(path, device=test_device)
-
-
-def _crop(seed: int, base: np.ndarray | None = None, noise: float = 0.0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if base is None:
-        small = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-        base = cv2.resize(small, (512, 512), interpolation=cv2.INTER_CUBIC)
-    img = base.astype(np.float32) + rng.normal(0, noise, base.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def _run(model: CodeFormer, crops: list[list[tuple[int, np.ndarray]]], **opts) -> list:

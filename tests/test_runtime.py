@@ -22,10 +22,10 @@ import textwrap
 from pathlib import Path
 
 import click
-import cv2
 import numpy as np
 import pytest
 import torch
+from synth import texture_crop as _crop
 from synth import tiny_checkpoint
 
 from vidrestore.errors import UsageError
@@ -131,11 +131,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache folder for the module's tiny graphs (exported once, reused after)."""
     return tmp_path_factory.mktemp("tiny-home")
-
-
-def _crop(seed: int) -> np.ndarray:
-    small = np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    return cv2.resize(small, (512, 512), interpolation=cv2.INTER_CUBIC)
 
 
 def _engine_run(model, temporal: str) -> list[np.ndarray]:
