@@ -23,6 +23,9 @@ Methods, each on the same detections of the same face:
 * ``ours-noreg`` - ``FaceStream`` with ``FaceOptions(register=False)``, offline;
 * ``ours-causal-sS`` (``--causal-smooth S,...``) - causal at smoothing strength ``S``: how much
   steadier a causal estimate gets, and what that costs in drift and lag;
+* ``ours-every<N>`` / ``ours-causal-every<N>`` (``--detect-every N,...``) - offline / causal
+  with the detector on every Nth frame (``FaceOptions(detect_every=N)``), the registration
+  following the face in between: what fewer detections cost in alignment;
 * ``ours[K=V,...]`` (``--tuning K=V,...``, repeatable) - offline with those
   :class:`SmootherTuning` fields changed;
 * ``ours-rts`` - offline, without the post stage and the guard, and with the earlier
@@ -312,13 +315,17 @@ def baselines(raw: np.ndarray, rate: float) -> dict[str, np.ndarray]:
             "one-euro": one_euro(raw, rate)}
 
 
-def with_variants(strengths: Sequence[float], tunings: Sequence[str]
+def with_variants(strengths: Sequence[float], tunings: Sequence[str],
+                  every: Sequence[int] = ()
                   ) -> dict[str, tuple[FaceOptions, SmootherTuning | None]]:
     """:data:`RUNS` plus ``ours-causal-sS``, the causal smoother at each strength ``S``
     (``--smooth``), and ``ours[K=V,...]``, the offline smoother with those
     :class:`SmootherTuning` fields changed: to see what other settings cost, side by side."""
     extra: dict[str, tuple[FaceOptions, SmootherTuning | None]] = {
         f"ours-causal-s{s:g}": (FaceOptions(causal=True, smooth=s), None) for s in strengths}
+    for n in every:
+        extra[f"ours-every{n}"] = (FaceOptions(detect_every=n), None)
+        extra[f"ours-causal-every{n}"] = (FaceOptions(causal=True, detect_every=n), None)
     for spec in tunings:
         fields = dict(item.split("=", 1) for item in spec.split(",") if item.strip())
         try:
@@ -551,6 +558,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=150, help="frames read per real clip")
     parser.add_argument("--gt-frames", type=int, default=120, help="frames per ground-truth clip")
     parser.add_argument("--only", default="real,gt", help="comma-separated sections: real, gt")
+    parser.add_argument("--detect-every", default="",
+                        help="comma-separated N: also run offline and causal with the detector "
+                        "on every Nth frame, registration in between (ours-every<N>, "
+                        "ours-causal-every<N>)")
     parser.add_argument("--causal-smooth", default="",
                         help="comma-separated strengths: also run the causal smoother at each "
                         "(ours-causal-sS)")
@@ -566,7 +577,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         tune_one_euro(YUNET, args.frames)
         return
     strengths = [float(v) for v in args.causal_smooth.split(",") if v.strip()]
-    settings = with_variants(strengths, args.tuning)
+    every = [int(v) for v in args.detect_every.split(",") if v.strip()]
+    settings = with_variants(strengths, args.tuning, every)
     start = time.perf_counter()
     sections = {s.strip() for s in args.only.split(",")}
     report: dict = {"one_euro": ONE_EURO, "min_track": MIN_TRACK, "drift_limit": DRIFT_LIMIT,

@@ -17,7 +17,8 @@ Run: ``PYTHONPATH=. python -m benchmarks.bench_restore overhead|speedup|memory|c
   ``--upscale 2`` (and ``--background``) measure the same for upscaled output.
 - ``ceiling``: the pipeline with a zero-cost stand-in for the network at 720p and 1080p with one
   and four faces, beside the ffmpeg CLI transcoding the same clip with the same encoder
-  settings, and each stage timed alone (:mod:`benchmarks.ceiling`; ``--frames``).
+  settings, and each stage timed alone (:mod:`benchmarks.ceiling`; ``--frames``); also with
+  the detector on every Nth frame only (``--detect-every N``, default 3; 1 = not run).
 
 Without ``--weights`` the published-size network gets synthetic weights (same cost; the output
 is a texture). The clips are built from ``--face`` (default: a photo in ../shared/media).
@@ -180,7 +181,7 @@ def cmd_speedup(args: argparse.Namespace, tmp: Path) -> dict:
 def cmd_ceiling(args: argparse.Namespace, tmp: Path) -> dict:
     from benchmarks.ceiling import run
 
-    return run(args.face, args.frames, tmp, args.device)
+    return run(args.face, args.frames, tmp, args.device, args.detect_every)
 
 
 def cmd_memory(args: argparse.Namespace, tmp: Path) -> dict:
@@ -229,6 +230,8 @@ def main() -> None:
     p.add_argument("--upscale", type=int, default=1, help="memory: output size multiple")
     p.add_argument("--background", default="lanczos", help="memory: background upscaler")
     p.add_argument("--runtime", default="auto", help="memory: what runs the network")
+    p.add_argument("--detect-every", type=int, default=3,
+                   help="ceiling: also run with the detector on every Nth frame (1: not run)")
     p.add_argument("--face-for", type=float, default=1.0,
                    help="memory: seconds the face stays each time it comes back")
     args = p.parse_args()

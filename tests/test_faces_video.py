@@ -7,6 +7,7 @@ face on every frame is known.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from fractions import Fraction
@@ -441,3 +442,92 @@ def test_registration_follows_roll_the_detector_under_reports(yunet, sprites) ->
         est = np.array([ff.faces[0].landmarks for ff in result])
         errors[register] = path_error(est, true)
     assert errors[True] < 0.7 * errors[False], errors
+
+
+class CountingDetector:
+    """The real detector, counting the pictures it is given."""
+
+    def __init__(self, detector: YuNetDetector) -> None:
+        self._detector = detector
+        self.pictures = 0
+
+    def detect(self, images, shifts=None):
+        self.pictures += len(images)
+        return self._detector.detect(images, shifts=shifts)
+
+    def __getattr__(self, name: str):
+        return getattr(self._detector, name)
+
+
+def detected_frames(stream: FaceStream, counter: CountingDetector,
+                    frames: list[Frame]) -> tuple[list[FrameFaces], list[int]]:
+    """Run ``stream`` over ``frames`` (batch 1); also the frames the detector was run on."""
+    out, seen = [], []
+    for frame in frames:
+        before = counter.pictures
+        out += stream.push(frame)
+        if counter.pictures > before:
+            seen.append(frame.index)
+    return out + stream.flush(), seen
+
+
+def test_detect_every_follows_faces_by_registration_between_detections(yunet, sprites) -> None:
+    """With the detector on every third frame, two moving, turning faces keep their IDs and
+    their alignment through the frames between (registered, reported as not detected), the
+    detector runs again at a cut, and the faces stay as close to the truth as with every frame
+    detected."""
+    a = Motion((120, 150), velocity=(4.0, 1.0), amplitude=(6, 4), period=30, scale=0.5,
+               angle_swing=6)
+    b = Motion((360, 170), velocity=(-3.0, 0.5), amplitude=(4, 6), period=40, scale=0.45)
+    later = Motion((300, 100), velocity=(1.5, 0.4), scale=0.5)
+    frames, truth = clip([Scene(24, [Actor(sprites[1], a), Actor(sprites[3], b)], seed=4),
+                          Scene(16, [Actor(sprites[0], later)], seed=8)])
+    errors = {}
+    for every in (1, 3):
+        counter = CountingDetector(yunet)
+        result, seen = detected_frames(FaceStream(counter, FaceOptions(detect_every=every)),  # type: ignore[arg-type]
+                                       counter, frames)
+        assert [ff.frame.index for ff in result] == list(range(40))
+        score = identity_score(ids_and_boxes(result), true_boxes(truth))
+        assert score.switches == 0 and score.misses <= 2 and score.false_positives == 0
+        if every == 1:
+            assert seen == list(range(40))
+        else:
+            cuts = [ff.frame.index for ff in result if ff.cut]
+            assert cuts == [24] and set(cuts) <= set(seen) and seen[0] == 0
+            # every third frame, and each frame while the face that left is missed (max_gap)
+            assert len(seen) <= 40 // 3 + 7, seen
+            assert all(b - a <= 3 for a, b in itertools.pairwise(seen)), seen
+            skipped = [n for n in range(40) if n not in seen]
+            for n in skipped:
+                assert all(f.interpolated and f.landmarks_raw is None for f in result[n].faces)
+        offsets: dict[int, list[np.ndarray]] = {}  # per track, in eye distances
+        for ff, faces in zip(result, truth, strict=True):
+            for f in ff.faces:
+                t = min(faces, key=lambda t: float(np.linalg.norm(t.box[:2] - f.box[:2])))
+                eyes = float(np.linalg.norm(t.landmarks[1] - t.landmarks[0]))
+                offsets.setdefault(f.track_id, []).append((f.landmarks - t.landmarks) / eyes)
+        # the detector's constant bias on each face removed, as path_error does
+        err = np.concatenate([np.linalg.norm(np.array(v) - np.mean(v, axis=0), axis=2).mean(1)
+                              for v in offsets.values()])
+        errors[every] = (float(np.mean(err)), float(np.max(err)))
+    assert errors[3][0] < 1.3 * errors[1][0] + 0.005, errors
+    assert errors[3][1] < 0.3, errors  # at worst (a track's last frames) still on the face
+
+
+def test_detect_every_brings_the_detector_back_for_a_face_it_lost(yunet, sprites) -> None:
+    """A face that leaves between detections is not carried on by registration: its track
+    ends, and frames after it left show no face; without registration every frame is
+    detected (nothing could follow the faces in between)."""
+    path = Motion((200, 160), velocity=(1.0, 0.3), scale=0.5)
+    frames, _ = clip([Scene(30, [Actor(sprites[1], path, last=16)], seed=6)])
+    counter = CountingDetector(yunet)
+    result, seen = detected_frames(FaceStream(counter, FaceOptions(detect_every=4)),  # type: ignore[arg-type]
+                                   counter, frames)
+    shown = [ff.frame.index for ff in result if ff.faces]
+    assert shown and max(shown) <= 16 and len(shown) >= 15, shown
+    assert len(seen) < 30  # frames without any face are still skipped between detections
+    counter = CountingDetector(yunet)
+    _, seen = detected_frames(FaceStream(counter, FaceOptions(detect_every=4, register=False)),  # type: ignore[arg-type]
+                              counter, frames[:17])
+    assert seen == list(range(17))

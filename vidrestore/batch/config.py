@@ -21,7 +21,7 @@ from .plan import writer_options
 WORK_DIR = ".vidrestore-work"
 
 
-ADDED_OPTIONS = {"faces": ("confirm_score",),
+ADDED_OPTIONS = {"faces": ("confirm_score", "detect_every"),
                  "restore": ("blend", "track_settings", "upscale", "background",
                              "face_upsample", "runtime", "compile")}
 """Options added after batch folders already existed: they count in a job's options only when

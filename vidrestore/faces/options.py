@@ -61,6 +61,11 @@ class FaceOptions:
     cut_threshold: float = opt(
         0.2, "Scene-cut threshold: colour-histogram distance (0-1) between consecutive frames "
         "that starts a new scene, where tracks end. 1 = never cut.", min=0.0, max=1.0)
+    detect_every: int = opt(
+        1, "Run the detector on every Nth frame only, while every face is followed by "
+        "registration (--register) in between: faster, above all on the CPU. The detector "
+        "still runs on the next frame whenever a face is lost and after each scene cut; a face "
+        "that enters is found up to N-1 frames late. 1 = every frame.", min=1, max=30)
     batch: int = opt(
         1, "Frames per detector call (a batch of frames waits to be complete).", min=1, max=64,
         flag="--detect-batch")

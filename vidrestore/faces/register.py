@@ -43,6 +43,9 @@ class RegistrationTuning:
     """Correlation below which the reference is renewed from the current frame."""
     restart_cc: float = 0.6
     """Correlation below which the match is not used and the reference restarts."""
+    follow_cc: float = 0.8
+    """On a frame without detection (:meth:`FaceRegistrar.follow`): correlation below which
+    the face is taken as lost (nothing else says it is still there)."""
     min_scale: float = 0.5
     """Frame pixels per patch pixel below which a face is not registered: a face that small
     (eyes about 12 pixels apart) has too few pixels for the match to beat the detector."""
@@ -85,6 +88,11 @@ class FaceRegistrar:
         self._patch_to_frame: np.ndarray | None = None  # 3x3, current frame
         self._detection_map: np.ndarray | None = None  # 3x3 template -> frame, last detection
 
+    @property
+    def following(self) -> bool:
+        """A reference is held: :meth:`follow` can register the next frame."""
+        return self._reference is not None
+
     def step(self, pixels: np.ndarray, landmarks: np.ndarray) -> Registration | None:
         """Register frame ``pixels`` (RGB or grey) given this frame's detected ``landmarks``;
         None for a face too small to register."""
@@ -98,7 +106,47 @@ class FaceRegistrar:
         # start from the previous match moved as the detections moved (follows fast motion)
         guess = detection_map @ _inverse(self._detection_map) @ self._patch_to_frame
         self._detection_map = detection_map
+        matched = self._match(pixels, guess)
+        if matched is None:
+            return self._restart(pixels, landmarks, detection_map)
+        cc, self._patch_to_frame = matched
+        if cc < self.tuning.refresh_cc:
+            self._reference = self._sample(pixels, self._patch_to_frame)
+        assert self._points is not None
+        return Registration(_apply(self._patch_to_frame, self._points), cc, False)
+
+    def follow(self, pixels: np.ndarray, expected: np.ndarray) -> Registration | None:
+        """Register a frame that was not detected, starting from the ``expected`` landmarks
+        (the smoother's prediction). No reference is started from a guess: ``None`` when there
+        is no reference, the face is too small, or the match fails (the reference is then
+        dropped, so the next detection starts a new one)."""
+        if self._reference is None or self._patch_to_frame is None:
+            return None
+        expected_map = _inverse(_square(similarity_transform(expected)))
+        scale = affine_scale(expected_map[:2]) * FACE_SIZE / self.tuning.patch
+        if scale < self.tuning.min_scale:
+            self._reference = None
+            return None
+        guess = expected_map @ _inverse(self._detection_map) @ self._patch_to_frame
+        matched = self._match(pixels, guess)
+        if matched is None or matched[0] < self.tuning.follow_cc:
+            self._reference = None
+            return None
+        cc, found = matched
+        assert self._points is not None
+        landmarks = _apply(found, self._points)
+        # the next guess moves on from where the face was found, not from the expectation
+        self._detection_map = _inverse(_square(similarity_transform(landmarks)))
+        self._patch_to_frame = found
+        if cc < self.tuning.refresh_cc:
+            self._reference = self._sample(pixels, found)
+        return Registration(landmarks, cc, False)
+
+    def _match(self, pixels: np.ndarray, guess: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """ECC of the reference against the frame seen through ``guess``: the correlation and
+        the patch-to-frame map found, or ``None`` below ``restart_cc`` or without convergence."""
         t = self.tuning
+        assert self._reference is not None
         patch = self._sample(pixels, guess)
         try:
             cc, warp = cv2.findTransformECC(
@@ -106,14 +154,10 @@ class FaceRegistrar:
                 (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, t.iterations, t.eps),
                 self._mask, 3)
         except cv2.error:  # no convergence, or a patch without texture
-            cc = 0.0
+            return None
         if not np.isfinite(cc) or cc < t.restart_cc:
-            return self._restart(pixels, landmarks, detection_map)
-        self._patch_to_frame = guess @ _similar(_square(warp.astype(np.float64)))
-        if cc < t.refresh_cc:
-            self._reference = self._sample(pixels, self._patch_to_frame)
-        assert self._points is not None
-        return Registration(_apply(self._patch_to_frame, self._points), float(cc), False)
+            return None
+        return float(cc), guess @ _similar(_square(warp.astype(np.float64)))
 
     def _restart(self, pixels: np.ndarray, landmarks: np.ndarray,
                  detection_map: np.ndarray) -> Registration:

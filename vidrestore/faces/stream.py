@@ -13,6 +13,13 @@ frames, and each face that is small at the working size is searched every frame 
 crop around its predicted place at full resolution. A small face that appears between scans
 is picked up at the next one.
 
+Fewer detections (``detect_every`` N > 1): while every face is followed by its registration,
+the detector runs on every Nth frame only and the frames between are registered from the
+smoother's prediction (the registration alone measures their pose; the detections around them
+still bound it, through the smoother's offset state and the drift guard). A face the
+registration loses, a scene cut or a face the detector missed last time bring the detector back
+on the next frame.
+
 Frames stored sideways (a phone video's display rotation, :mod:`vidrestore.io.orientation`):
 with ``turns`` faces are found, tracked and given in the upright picture
 ``np.rot90(frame.pixels, turns)``; the frames themselves come back as they were pushed.
@@ -70,6 +77,7 @@ class FaceStream:
         self._ready: deque[tuple[int, Frame, bool]] = deque()
         self._count = 0
         self._last_scan: int | None = None
+        self._last_detected: int | None = None
         self._last_index: int | None = None
 
     @property
@@ -101,21 +109,39 @@ class FaceStream:
     def _process(self) -> None:
         frames, self._pending = self._pending, []
         first = self._count
-        shifts = None
-        if self.options.dither:
-            shifts = [dither_shift(first + k) for k in range(len(frames))]
         # upright copies for this batch only: the frames are held as they came
         pictures = [upright(f.pixels, self.turns) for f in frames]
-        coarse = self.detector.detect(pictures, shifts=shifts)
-        for k, (frame, pixels, found) in enumerate(zip(frames, pictures, coarse, strict=True)):
+        cuts = [self._cuts.update(p) for p in pictures]
+        wanted, last = [], self._last_detected
+        for k, cut in enumerate(cuts):
+            if self._detect_due(first + k, cut, last):
+                wanted.append(k)
+                last = first + k
+        shifts = [dither_shift(first + k) for k in wanted] if self.options.dither else None
+        coarse = dict(zip(wanted, self.detector.detect([pictures[k] for k in wanted],
+                                                       shifts=shifts) if wanted else [],
+                          strict=True))
+        for k, (frame, pixels, cut) in enumerate(zip(frames, pictures, cuts, strict=True)):
             n = first + k
-            cut = self._cuts.update(pixels)
-            found = found + self._small_faces(n, pixels, cut)
-            kept = [d for d in nms(found, self.detector.nms_threshold)
-                    if d.width >= self.options.min_face]
-            self._tracker.update(n, kept, pixels, cut)
+            if k not in coarse:
+                self._tracker.coast(n, pixels)
+            else:
+                found = coarse[k] + self._small_faces(n, pixels, cut)
+                kept = [d for d in nms(found, self.detector.nms_threshold)
+                        if d.width >= self.options.min_face]
+                self._tracker.update(n, kept, pixels, cut)
+                self._last_detected = n
             self._ready.append((n, frame, cut))
         self._count += len(frames)
+
+    def _detect_due(self, n: int, cut: bool, last: int | None) -> bool:
+        """Whether frame ``n`` is detected (``--detect-every``; ``last``: the latest frame
+        detected): always at 1; otherwise every Nth frame, at a cut, and whenever a face could
+        not be followed by its registration (decided from what the tracks knew when the
+        detector's batch started)."""
+        every = self.options.detect_every
+        return (every <= 1 or cut or last is None or n - last >= every
+                or not self._tracker.followable)
 
     def _small_faces(self, n: int, pixels: np.ndarray, cut: bool) -> list[Detection]:
         """Detections of faces too small for the working size (tiled scans, tracked crops)."""

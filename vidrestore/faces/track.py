@@ -191,9 +191,14 @@ class Track:
     look: np.ndarray
     detections: dict[int, Detection] = field(default_factory=dict)
     registrar: FaceRegistrar | None = None
+    registered_at_detection: np.ndarray | None = None
+    """The registration's landmarks on the last detected frame (what ``Tracker.coast``
+    measures the face's motion from)."""
     quality: TrackQuality = field(default_factory=TrackQuality)
     track_id: int | None = None
     last_detected: int = 0
+    last_followed: int = 0
+    """The last frame the face was seen on: detected, or followed by registration alone."""
     hits: int = 0
     misses: int = 0
     ended: bool = False
@@ -220,6 +225,17 @@ class Track:
             w = (n - before) / (after - before)
             return (1 - w) * last.box + w * self.detections[after].box
         return _follow(last.box, last.landmarks, landmarks)
+
+
+def _carry(points: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``points`` moved by the similarity that takes landmarks ``before`` to ``after`` (both
+    the same reference points carried rigidly, so that similarity is exact)."""
+    p0, _, _ = pose_and_shape(before)
+    p1, _, _ = pose_and_shape(after)
+    turn = complex(p1[2], p1[3]) / complex(p0[2], p0[3])  # rotation and scale
+    z = (np.asarray(points, np.float64) - p0[:2]) @ np.array([1.0, 1j]) * turn
+    out: np.ndarray = (np.stack([z.real, z.imag], axis=1) + p1[:2]).astype(np.float32)
+    return out
 
 
 def _follow(box: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -276,6 +292,34 @@ class Tracker:
             if j not in matched_dets:
                 self._start(n, det, looks[j], pixels)
 
+    @property
+    def followable(self) -> bool:
+        """Every live track can be followed without the detector on the next frame: it was
+        detected on its last frame and its registration holds a reference."""
+        return all(t.misses == 0 and t.registrar is not None and t.registrar.following
+                   for t in self.live)
+
+    def coast(self, n: int, pixels: np.ndarray) -> None:
+        """Frame ``n`` without detection: each live track's last detection is carried to it by
+        the motion its registration found since then (the detector's view moved with the
+        face's pixels, its noise kept rather than replaced by a guess), and the smoother takes
+        that with the registration; a track the registration loses counts the frame as
+        missed."""
+        for track in self.live:
+            if track.misses or track.registrar is None:
+                self._miss(track, n, False)
+                continue
+            registered = track.registrar.follow(pixels, track.smoother.predicted(1))
+            last = track.detections[track.last_detected]
+            if registered is None or track.registered_at_detection is None:
+                self._miss(track, n, False)
+                continue
+            carried = _carry(last.landmarks, track.registered_at_detection, registered.landmarks)
+            track.smoother.step(carried, last.score, registered)
+            track.quality.observe(n, None)
+            track.last_followed = n
+            track.box = _follow(last.box, last.landmarks, carried)
+
     def finish(self) -> None:
         """End of input: tracks still present are reported even if young."""
         for track in self.live:
@@ -294,7 +338,7 @@ class Tracker:
                 continue
             det = track.detections.get(n)
             if final:
-                if n > track.last_detected and track.ended:
+                if n > track.last_followed and track.ended:
                     continue
                 landmarks = track.smoother.smoothed(n)
                 box = track.box_at(n, landmarks)
@@ -321,7 +365,7 @@ class Tracker:
         """Drop state only frames before ``n`` needed (keeping one detection for interpolation)."""
         kept = []
         for track in self.tracks:
-            if track.ended and track.last_detected < n:
+            if track.ended and track.last_followed < n:
                 continue
             older = [k for k in track.detections if k < n]
             for k in sorted(older)[:-1]:
@@ -368,12 +412,13 @@ class Tracker:
         registered = None if track.registrar is None else track.registrar.step(
             pixels, det.landmarks)
         track.smoother.step(det.landmarks, det.score, registered)
+        track.registered_at_detection = None if registered is None else registered.landmarks
         track.quality.observe(n, det)
         track.detections[n] = det
         track.box = det.box
         mixed = 0.7 * track.look + 0.3 * look
         track.look = mixed / max(float(np.linalg.norm(mixed)), 1e-6)
-        track.last_detected = n
+        track.last_detected = track.last_followed = n
         track.misses = 0
         track.hits += 1
         if track.hits >= self.options.min_hits:
@@ -394,10 +439,11 @@ class Tracker:
     def _start(self, n: int, det: Detection, look: np.ndarray, pixels: np.ndarray) -> None:
         smoother = LandmarkSmoother(n, self.options.smooth, self.tuning)
         registrar = FaceRegistrar() if self.options.register else None
-        smoother.step(det.landmarks, det.score,
-                      None if registrar is None else registrar.step(pixels, det.landmarks))
+        registered = None if registrar is None else registrar.step(pixels, det.landmarks)
+        smoother.step(det.landmarks, det.score, registered)
         track = Track(self._next_key, n, smoother, det.box, look, {n: det}, last_detected=n,
-                      hits=1, registrar=registrar)
+                      last_followed=n, hits=1, registrar=registrar,
+                      registered_at_detection=None if registered is None else registered.landmarks)
         track.quality.observe(n, det)
         self._next_key += 1
         self.tracks.append(track)
