@@ -64,7 +64,8 @@ class TrackedFace:
 
     ``landmarks`` are the smoothed points every later stage aligns with; ``landmarks_raw`` and
     ``score`` are the detector's own values, ``None`` where the frame was bridged
-    (``interpolated``) because the detector missed the face there. ``weight`` (0..1) is how
+    (``interpolated``) because the detector missed the face there, or did not run there
+    (``detect_every``: the face followed by its registration). ``weight`` (0..1) is how
     much of the restored face is pasted back: 0 for a profile, failed landmarks or a track that
     has not earned restoration, fading in and out over a few frames (see :mod:`.track`).
     """

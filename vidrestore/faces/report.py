@@ -21,7 +21,7 @@ Schema 1::
             "score": 0.93,            # detector confidence; null on bridged frames
             "landmarks_raw": [[x, y] x 5],   # detector's points; null on bridged frames
             "landmarks": [[x, y] x 5],       # smoothed points used for alignment
-            "interpolated": false,    # true: the detector missed the face, the frame is bridged
+            "interpolated": false,    # true: not detected here (missed, or --detect-every)
             "weight": 1.0}            # share of the restored face pasted back (0: left alone)
          ],
          "reason": null,              # why the track is left alone (null: it is restored)
