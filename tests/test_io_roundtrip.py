@@ -215,6 +215,94 @@ def test_untouched_frames_are_encoded_from_the_decoded_pictures(clips: dict[str,
     assert all(a != b for a, b in zip(before[::2], after[::2], strict=True))
 
 
+def _planes(picture) -> list[np.ndarray]:
+    size = 2 if picture.format.name.endswith("le") else 1
+    return [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)
+            [:, :p.width * size].copy() for p in picture.planes]
+
+
+def _pictures(path: Path) -> list[list[np.ndarray]]:
+    with av.open(str(path)) as c:
+        return [_planes(f) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("key", ["cfr_mov", "odd_mkv", "ffv1_10_mkv"])
+def test_patched_frames_keep_the_source_outside_their_boxes(clips: dict[str, Path],
+                                                            tmp_path: Path, key: str) -> None:
+    """A frame changed only inside a box is written as the decoded picture with that box (and
+    a margin) converted back: every other sample is the source's exactly, the box's samples are
+    those the whole frame's conversion gives; pickled, it travels as its pixels."""
+    from vidrestore.io.patch import MARGIN
+
+    src = clips[key]
+    outs = {"patched": tmp_path / "patched.mkv", "whole": tmp_path / "whole.mkv"}
+    boxes = {}
+    with VideoReader(src) as reader, VideoWriter(
+            outs["patched"], source=reader.info, options=WriterOptions(codec="ffv1")) as a, \
+            VideoWriter(outs["whole"], source=reader.info,
+                        options=WriterOptions(codec="ffv1")) as b:
+        for frame in reader:
+            w, h = frame.size
+            box = (w // 4 + frame.index, h // 3, w // 2 + 1, h // 2 + frame.index % 3)
+            pixels = frame.pixels.copy()
+            x0, y0, x1, y1 = box
+            pixels[y0:y1, x0:x1] = pixels[y0:y1, x0:x1] // 2 + pixels.max() // 4
+            patched = frame.patched(pixels, (box,))
+            assert patched.source is frame.source and patched.changed == (box,)
+            again = pickle.loads(pickle.dumps(patched))
+            assert again.source is None and np.array_equal(again.pixels, pixels)
+            a.write(patched)
+            b.write(frame.with_pixels(pixels))
+            boxes[frame.index] = box
+    source, patched_out, whole = (_pictures(p) for p in (src, outs["patched"], outs["whole"]))
+    assert len(source) == len(patched_out) == len(whole) == len(boxes)
+    if key == "odd_mkv":  # 641x359 4:2:0: converted whole, as before
+        assert all(np.array_equal(a, b) for pa, pb in zip(patched_out, whole, strict=True)
+                   for a, b in zip(pa, pb, strict=True))
+        return
+    size = 2 if "10" in key else 1
+    sub = {"cfr_mov": (1, 1), "odd_mkv": (1, 1), "ffv1_10_mkv": (1, 0)}[key]
+    changed_outside = 0
+    for n, (s_planes, p_planes, w_planes) in enumerate(zip(source, patched_out, whole,
+                                                           strict=True)):
+        x0, y0, x1, y1 = boxes[n]
+        for k, (sp, pp, wp) in enumerate(zip(s_planes, p_planes, w_planes, strict=True)):
+            cx, cy = (1, 1) if k == 0 else (1 << sub[0], 1 << sub[1])
+            rows = slice(max(0, y0 - MARGIN - 1) // cy, (y1 + MARGIN + 1) // cy + 1)
+            cols = slice(max(0, x0 - MARGIN - 1) // cx * size,
+                         ((x1 + MARGIN + 1) // cx + 1) * size)
+            inside = np.zeros(sp.shape, bool)
+            inside[rows, cols] = True
+            assert np.array_equal(pp[~inside], sp[~inside])  # the source, exactly
+            core = (slice((y0 + cy - 1) // cy, y1 // cy), slice((x0 + cx - 1) // cx * size,
+                                                                 x1 // cx * size))
+            assert np.array_equal(pp[core], wp[core])  # as converting the whole frame
+            changed_outside += int((wp[~inside] != sp[~inside]).sum())
+    if size == 1:  # the whole frame's conversion changes samples it had no reason to
+        assert changed_outside > 0
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_frames_convert_back_the_same_every_time(clips: dict[str, Path], deep: bool) -> None:
+    """The writer's RGB -> YUV conversion gives the same samples for the same pixels every
+    time (swscale's sliced conversion does not; it runs unsliced)."""
+    from av.video.reformatter import VideoReformatter
+
+    from vidrestore.io.color import from_rgb_args, rgb_frame
+
+    key = "ffv1_10_mkv" if deep else "cfr_mov"
+    with VideoReader(clips[key]) as reader:
+        info, frame = reader.info, next(iter(reader))
+    pix_fmt = frame.source.format.name
+    seen = set()
+    for _ in range(60):
+        junk = [np.full(1 << 20, 255, np.uint8) for _ in range(3)]  # dirty the heap
+        out = VideoReformatter().reformat(rgb_frame(frame.pixels), **from_rgb_args(info, pix_fmt))
+        seen.add(b"".join(p.tobytes() for p in _planes(out)))
+        del junk
+    assert len(seen) == 1
+
+
 def test_lazy_rgb_gives_the_same_pixels_on_demand(clips: dict[str, Path]) -> None:
     src = clips["cfr_mov"]
     with VideoReader(src) as eager, VideoReader(src, lazy_rgb=True) as lazy:

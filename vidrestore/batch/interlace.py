@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from ..errors import UsageError
+from ..io.color import FROM_RGB_THREADS, rgb_frame
 from ..io.frame import Frame
 
 INTERLACED = ("tt", "bb", "tb", "bt")
@@ -82,7 +83,7 @@ def deinterlace(frames: Iterable[Frame], name: str, *, top_first: bool,
             deep = frame.pixels.dtype == np.uint16
             fmt, rgb = ("gbrp16le", "rgb48le") if deep else ("gbrp", "rgb24")
             graph = _graph(name, frame, fmt, top_first)
-        video = av.VideoFrame.from_ndarray(frame.pixels, format=rgb).reformat(format=fmt)
+        video = rgb_frame(frame.pixels).reformat(format=fmt, threads=FROM_RGB_THREADS)
         video.pts = frame.index
         video.time_base = frame.time_base
         graph.push(video)

@@ -63,6 +63,20 @@ def to_rgb(reformatter: VideoReformatter, frame: Any, *, deep: bool, exact: bool
     return reformatter.reformat(frame, format="rgb24", interpolation=flags).to_ndarray()
 
 
+FROM_RGB_THREADS = 1
+"""swscale threads for RGB -> YUV: its sliced conversion is not deterministic (the same 8-bit
+picture to yuv420p gave 7 different results in 150 runs, differing at a slice's first row),
+and the pipeline's own threads already keep the cores busy."""
+
+
+def rgb_frame(pixels: np.ndarray) -> Any:
+    """HxWx3 RGB pixels (uint8, or uint16 full scale) as a PyAV frame for swscale."""
+    import av
+
+    fmt = "rgb48le" if pixels.dtype == np.uint16 else "rgb24"
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=fmt)
+
+
 def is_rgb(pix_fmt: str) -> bool:
     """True for packed or planar RGB formats (rgb24, bgr0, gbrp10le, ...)."""
     return pix_fmt.startswith(("rgb", "bgr", "gbr"))
@@ -91,9 +105,9 @@ def from_rgb_args(info: VideoInfo, pix_fmt: str) -> dict[str, Any]:
     that passes through unchanged comes back with the source's values.
     """
     if is_rgb(pix_fmt):
-        return {"format": pix_fmt}
+        return {"format": pix_fmt, "threads": FROM_RGB_THREADS}
     matrix = output_matrix(info, pix_fmt)
-    conv: dict[str, Any] = {"format": pix_fmt,
+    conv: dict[str, Any] = {"format": pix_fmt, "threads": FROM_RGB_THREADS,
                             "dst_color_range": 2 if output_range(info, pix_fmt) == "pc" else 1}
     if matrix in SWS_MATRICES:
         conv["dst_colorspace"] = SWS_MATRICES[matrix]

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import av
-import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, StreamCopyError, UsageError
@@ -40,8 +39,10 @@ from .color import (
     from_rgb_args,
     output_matrix,
     output_range,
+    rgb_frame,
 )
 from .frame import Frame
+from .patch import patch_picture
 from .paths import AtomicOutput, check_output
 from .probe import VideoInfo
 from .streamcopy import StreamCopier, StreamNote, Window
@@ -82,6 +83,7 @@ class Encoder:
             assert pix_fmt is not None  # _add_video chose one
             self._convert = from_rgb_args(info, pix_fmt)
             self._to_yuv = VideoReformatter()
+            self._to_yuv_boxes = VideoReformatter()  # boxes of other sizes: its own cache
             self._durations: dict[int, int] = {}  # pts -> duration of frames in the encoder
             self._end = 0  # where the latest frame ends, in time base units
             self._first_pts: int | None = None
@@ -147,16 +149,20 @@ class Encoder:
 
     def _picture(self, frame: Frame) -> Any:
         """The frame in the encoder's format: the decoder's own picture when it is already in
-        that format (nothing changed it), else the RGB pixels converted back."""
+        that format (nothing changed it, or only the boxes of :attr:`Frame.changed`, which are
+        converted back into a copy of it: :mod:`.patch`), else the RGB pixels converted back."""
         src, ctx = frame.source, self._stream.codec_context
         if (src is not None and src.format.name == ctx.pix_fmt and src.width == ctx.width
                 and src.height == ctx.height):
-            # Decoded frames carry their picture type, which encoders obey as an order.
-            src.pict_type = av.video.frame.PictureType.NONE
-            return src
-        video = av.VideoFrame.from_ndarray(
-            frame.pixels, format="rgb48le" if frame.pixels.dtype == np.uint16 else "rgb24")
-        return self._to_yuv.reformat(video, **self._convert)
+            if frame.changed is None:
+                # Decoded frames carry their picture type, which encoders obey as an order.
+                src.pict_type = av.video.frame.PictureType.NONE
+                return src
+            patched = patch_picture(src, frame.pixels, frame.changed, self._convert,
+                                    self._to_yuv_boxes)
+            if patched is not None:
+                return patched
+        return self._to_yuv.reformat(rgb_frame(frame.pixels), **self._convert)
 
     def put(self, frame: Frame, pts: int, duration: int) -> None:
         video = self._picture(frame)

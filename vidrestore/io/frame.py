@@ -20,28 +20,34 @@ class Frame:
     ``source`` is the picture as the decoder gave it (a PyAV ``VideoFrame``), kept while
     ``pixels`` are that picture's: a writer encodes it directly, so frames nobody changed skip
     the RGB round trip and come back with the source's exact values. Given ``convert``, the RGB
-    conversion waits for the first use of ``pixels``. :meth:`with_pixels` drops the source.
-    Frames are immutable.
+    conversion waits for the first use of ``pixels``. :meth:`with_pixels` drops the source;
+    :meth:`patched` keeps it with ``changed``, the boxes ``(x0, y0, x1, y1)`` outside which the
+    pixels are still the picture's, so a writer converts only those boxes back and the rest of
+    the picture keeps the source's exact values. Frames are immutable.
     """
 
-    __slots__ = ("_convert", "_pixels", "index", "pts", "source", "time_base")
+    __slots__ = ("_convert", "_pixels", "changed", "index", "pts", "source", "time_base")
 
     index: int
     pts: int
     time_base: Fraction
     source: Any
+    changed: tuple[tuple[int, int, int, int], ...] | None
     _pixels: np.ndarray | None
     _convert: Converter | None
 
     def __init__(self, index: int, pts: int, time_base: Fraction,
                  pixels: np.ndarray | None = None, *, source: Any = None,
-                 convert: Converter | None = None) -> None:
+                 convert: Converter | None = None,
+                 changed: tuple[tuple[int, int, int, int], ...] | None = None) -> None:
         if pixels is None and (source is None or convert is None):
             raise ValueError("a Frame needs pixels, or a source picture and its converter")
+        if changed is not None and (source is None or pixels is None):
+            raise ValueError("changed boxes need the source picture and the new pixels")
         if pixels is not None:
             _check(pixels)
         for name, value in (("index", index), ("pts", pts), ("time_base", time_base),
-                            ("source", source), ("_pixels", pixels),
+                            ("source", source), ("changed", changed), ("_pixels", pixels),
                             ("_convert", None if pixels is not None else convert)):
             object.__setattr__(self, name, value)
 
@@ -50,7 +56,9 @@ class Frame:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The source picture travels too: a restored snapshot must encode as the original would.
-        state = None if self.source is None else picture_state(self.source)
+        # (A patched frame travels as its pixels alone, which encode to the same picture.)
+        keep = self.source is not None and self.changed is None
+        state = picture_state(self.source) if keep else None
         return rebuild_frame, (self.index, self.pts, self.time_base, self.pixels, state)
 
     def __repr__(self) -> str:
@@ -85,6 +93,14 @@ class Frame:
     def with_pixels(self, pixels: np.ndarray) -> Frame:
         """The same frame (index, pts) carrying other pixels."""
         return Frame(self.index, self.pts, self.time_base, pixels)
+
+    def patched(self, pixels: np.ndarray, boxes: tuple[tuple[int, int, int, int], ...]) -> Frame:
+        """The same frame carrying ``pixels`` that equal this frame's outside ``boxes``
+        (``x0, y0, x1, y1``, end exclusive): the source picture is kept for the rest."""
+        if self.source is None or pixels.shape != self.pixels.shape:
+            return self.with_pixels(pixels)
+        return Frame(self.index, self.pts, self.time_base, pixels, source=self.source,
+                     changed=(*(self.changed or ()), *boxes))
 
 
 def _check(p: np.ndarray) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, SourceError, StreamCopyError, UsageError
-from .color import to_rgb
+from .color import FROM_RGB_THREADS, rgb_frame, to_rgb
 from .frame import Frame
 from .paths import AtomicOutput, same_file
 from .probe import VideoInfo, bit_depth, check_size
@@ -199,8 +199,7 @@ class SequenceWriter:
     def put(self, frame: Frame, pts: int, duration: int) -> None:
         """Encode one image file (timing is implied by its number)."""
         pixels = np.ascontiguousarray(np.rot90(frame.pixels, self._turns))
-        image = av.VideoFrame.from_ndarray(
-            pixels, format="rgb48le" if pixels.dtype == np.uint16 else "rgb24")
+        image = rgb_frame(pixels)
         # an image codec's context is a video one
         ctx = cast("av.VideoCodecContext", av.CodecContext.create(self.codec, "w"))
         ctx.width, ctx.height = image.width, image.height
@@ -208,7 +207,7 @@ class SequenceWriter:
         ctx.time_base = Fraction(1, 25)
         ctx.thread_count = 1
         if image.format.name != self.pix_fmt:
-            image = image.reformat(format=self.pix_fmt)
+            image = image.reformat(format=self.pix_fmt, threads=FROM_RGB_THREADS)
         self.count += 1
         name = self.pattern % self.count
         try:

@@ -87,8 +87,9 @@ def paste_region(affine: np.ndarray, mask: np.ndarray, frame_w: int, frame_h: in
 
 
 def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: np.ndarray,
-               *, gray: bool = False) -> None:
-    """Blend ``face`` (SxSx3 float32 in [0, 1]) into ``pixels`` in place.
+               *, gray: bool = False) -> tuple[int, int, int, int] | None:
+    """Blend ``face`` (SxSx3 float32 in [0, 1]) into ``pixels`` in place; returns the box
+    ``(x0, y0, x1, y1)`` outside which no pixel changed (None: none did).
 
     Args:
         pixels: HxWx3 RGB frame, uint8 or uint16; only pixels under a non-zero mask change.
@@ -110,13 +111,13 @@ def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: n
         affine = affine * (size / side)
     region = paste_region(affine, mask, w, h)
     if region is None:
-        return
+        return None
     rw, rh = region.x1 - region.x0, region.y1 - region.y0
     flags = cv2.WARP_INVERSE_MAP
     m = cv2.warpAffine(mask, region.to_face, (rw, rh), flags=cv2.INTER_LINEAR | flags,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     if not m.any():
-        return
+        return None
     f = cv2.warpAffine(face, region.to_face, (rw, rh), flags=cv2.INTER_CUBIC | flags,
                        borderMode=cv2.BORDER_REPLICATE)
     if gray:
@@ -134,3 +135,4 @@ def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: n
     np.rint(f, out=f)
     np.clip(f, 0, full, out=f)
     np.copyto(roi, f, casting="unsafe")
+    return region.x0, region.y0, region.x1, region.y1

@@ -349,11 +349,13 @@ class Restorer:
             src = p.source.frame
             out = src
             pixels: np.ndarray | None = None
+            boxes: list[tuple[int, int, int, int]] | None = None  # where the source's changed
             if up.active and self._wanted(src.index):  # made ahead on the background thread
                 pixels = (up.take(src.index) if up.started(src.index)
                           else up.canvas(src.pixels, gray=self._gray_background(src)))
             elif p.items:
                 pixels = np.array(src.pixels, copy=True)
+                boxes = [] if self.face_stream.turns == 0 else None
             if p.items:
                 assert pixels is not None
                 shown = upright_view(pixels, self.face_stream.turns)  # pastes write `pixels`
@@ -368,11 +370,14 @@ class Restorer:
                         affine = output_affine(affine, up.scale)
                     if up.face_upsample and _face_scale(affine) < 1.0:
                         face, mask, affine = self._upsampled(face, mask, affine)
-                    paste_face(shown, face, mask if blend == 1 else mask * blend, affine,
-                               gray=p.gray)
+                    box = paste_face(shown, face, mask if blend == 1 else mask * blend,
+                                     affine, gray=p.gray)
+                    if boxes is not None and box is not None:
+                        boxes.append(box)
                     it.restored = None
             if pixels is not None:
-                out = src.with_pixels(pixels)
+                out = src.with_pixels(pixels) if boxes is None else src.patched(
+                    pixels, tuple(boxes))
             self.frames_done += 1
             yield src, out
 

@@ -140,7 +140,7 @@ class _Writer:
         out: dict[str, Any] = {"@": "frame", "index": f.index, "pts": f.pts,
                                "tb": [f.time_base.numerator, f.time_base.denominator],
                                "pixels": self.array(f.pixels)}
-        if f.source is not None:
+        if f.source is not None and f.changed is None:  # a patched frame: its pixels say all
             fmt, width, height, rows = picture_state(f.source)
             out["source"] = {"format": fmt, "width": width, "height": height,
                              "planes": [self.array(r) for r in rows]}
