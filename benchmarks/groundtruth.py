@@ -25,6 +25,7 @@ import numpy as np
 
 from vidrestore.faces import FaceOptions, create_detector
 from vidrestore.faces.metrics import gaussian_baseline
+from vidrestore.io.color import FROM_RGB_THREADS
 from vidrestore.io.reader import VideoReader
 
 TRUTH_SIGMA = 1.5
@@ -160,15 +161,18 @@ def render(image: np.ndarray, affine: np.ndarray, spec: MotionSpec,
 
 
 def encode(path: Path, images: list[np.ndarray], rate: Fraction, crf: int) -> Path:
-    """H.264 (libx264, yuv420p) at ``crf``, on one thread: threaded x264 does not always give
-    the same bytes twice, and a clip should be the same on every run."""
+    """H.264 (libx264, yuv420p) at ``crf``, on one thread, each picture converted to YUV on
+    one thread: threaded x264 and swscale do not always give the same bytes twice, and a clip
+    should be the same on every run."""
     h, w = images[0].shape[:2]
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
         for img in images:
-            for pkt in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            yuv = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(
+                format="yuv420p", threads=FROM_RGB_THREADS)
+            for pkt in stream.encode(yuv):
                 out.mux(pkt)
         for pkt in stream.encode():
             out.mux(pkt)
