@@ -118,12 +118,14 @@ def gt_figures(media_dir: Path, yunet_path: Path,
 
 def test_groundtruth_offline_follows_the_face(gt_figures: dict[str, dict[str, float]]) -> None:
     """On a real face moved by a known motion: closer to the truth than gaussian3 and than the
-    detections by a clear margin (0.70x today), with under a frame of lag either way (-0.5:
-    the detections themselves -0.14); causal closer than the detections, under a frame late."""
+    detections by a clear margin (0.67-0.68x today), with under a frame of lag either way
+    (-0.65 to -0.78 on this clip's fast roll since the registration's rotation is weighed as
+    measured, -0.47 before; the detections themselves -0.14); causal closer than the
+    detections, under a frame late."""
     table = _table(gt_figures)
     ours, causal, raw = (gt_figures[m] for m in ("ours-offline", "ours-causal", "raw"))
     assert ours["path_error"] <= gt_figures["gaussian3"]["path_error"], table
     assert ours["path_error"] <= 0.76 * raw["path_error"], table
-    assert abs(ours["lag"]) <= 0.75, table
+    assert abs(ours["lag"]) < 1.0, table
     assert causal["path_error"] <= 0.85 * raw["path_error"], table
     assert 0.0 <= causal["lag"] <= 1.0, table
