@@ -26,6 +26,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from vidrestore.io.color import EXACT_RGB, FROM_RGB_THREADS
+from vidrestore.io.frame import plane_bytes
 from vidrestore.io.patch import patch_picture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +35,7 @@ CONVERT = {"format": "yuv420p", "dst_color_range": 1, "threads": FROM_RGB_THREAD
 
 
 def _planes(picture: av.VideoFrame) -> list[np.ndarray]:
-    return [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)[:, :p.width]
-            for p in picture.planes]
+    return [plane_bytes(p)[:, :p.width] for p in picture.planes]
 
 
 def _ms(fn, repeats: int) -> float:

@@ -216,9 +216,10 @@ def test_untouched_frames_are_encoded_from_the_decoded_pictures(clips: dict[str,
 
 
 def _planes(picture) -> list[np.ndarray]:
+    from vidrestore.io.frame import plane_bytes
+
     size = 2 if picture.format.name.endswith("le") else 1
-    return [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)
-            [:, :p.width * size].copy() for p in picture.planes]
+    return [plane_bytes(p)[:, :p.width * size].copy() for p in picture.planes]
 
 
 def _pictures(path: Path) -> list[list[np.ndarray]]:

@@ -97,9 +97,7 @@ class FaceRegistrar:
         """Register frame ``pixels`` (RGB or grey) given this frame's detected ``landmarks``;
         None for a face too small to register."""
         detection_map = _inverse(_square(similarity_transform(landmarks)))
-        scale = affine_scale(detection_map[:2]) * FACE_SIZE / self.tuning.patch
-        if scale < self.tuning.min_scale:
-            self._reference = None
+        if not self._large_enough(detection_map):
             return None
         if self._reference is None or self._patch_to_frame is None:
             return self._restart(pixels, landmarks, detection_map)
@@ -123,9 +121,7 @@ class FaceRegistrar:
         if self._reference is None or self._patch_to_frame is None:
             return None
         expected_map = _inverse(_square(similarity_transform(expected)))
-        scale = affine_scale(expected_map[:2]) * FACE_SIZE / self.tuning.patch
-        if scale < self.tuning.min_scale:
-            self._reference = None
+        if not self._large_enough(expected_map):
             return None
         guess = expected_map @ _inverse(self._detection_map) @ self._patch_to_frame
         matched = self._match(pixels, guess)
@@ -141,6 +137,15 @@ class FaceRegistrar:
         if cc < self.tuning.refresh_cc:
             self._reference = self._sample(pixels, found)
         return Registration(landmarks, cc, False)
+
+    def _large_enough(self, template_to_frame: np.ndarray) -> bool:
+        """Whether a face placed by ``template_to_frame`` has pixels enough to register
+        (``min_scale``); a face too small drops the reference."""
+        scale = affine_scale(template_to_frame[:2]) * FACE_SIZE / self.tuning.patch
+        if scale < self.tuning.min_scale:
+            self._reference = None
+            return False
+        return True
 
     def _match(self, pixels: np.ndarray, guess: np.ndarray) -> tuple[float, np.ndarray] | None:
         """ECC of the reference against the frame seen through ``guess``: the correlation and

@@ -310,10 +310,10 @@ class Tracker:
                 self._miss(track, n, False)
                 continue
             registered = track.registrar.follow(pixels, track.smoother.predicted(1))
-            last = track.detections[track.last_detected]
             if registered is None or track.registered_at_detection is None:
                 self._miss(track, n, False)
                 continue
+            last = track.detections[track.last_detected]
             carried = _carry(last.landmarks, track.registered_at_detection, registered.landmarks)
             track.smoother.step(carried, last.score, registered)
             track.quality.observe(n, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import av
 import numpy as np
 from av.video.reformatter import Interpolation, VideoReformatter
 
@@ -71,8 +72,6 @@ and the pipeline's own threads already keep the cores busy."""
 
 def rgb_frame(pixels: np.ndarray) -> Any:
     """HxWx3 RGB pixels (uint8, or uint16 full scale) as a PyAV frame for swscale."""
-    import av
-
     fmt = "rgb48le" if pixels.dtype == np.uint16 else "rgb24"
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=fmt)
 

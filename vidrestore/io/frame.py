@@ -108,11 +108,16 @@ def _check(p: np.ndarray) -> None:
         raise ValueError(f"Frame pixels must be HxWx3 uint8 or uint16, got {p.shape} {p.dtype}")
 
 
+def plane_bytes(plane: Any) -> np.ndarray:
+    """A picture plane's memory as (height, line_size) bytes, padding included: a view that
+    writes into the picture."""
+    return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+
+
 def picture_state(picture: Any) -> tuple[str, int, int, list[np.ndarray]]:
     """A decoded picture's format, size and plane rows (with their padding), for snapshots and
     pickling."""
-    planes = [np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size).copy()
-              for p in picture.planes]
+    planes = [plane_bytes(p).copy() for p in picture.planes]
     return picture.format.name, picture.width, picture.height, planes
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .color import rgb_frame
+from .frame import plane_bytes
 
 PLANAR_YUV: dict[str, tuple[int, int, int]] = {
     "yuv420p": (1, 1, 1), "yuvj420p": (1, 1, 1), "yuv422p": (1, 0, 1), "yuvj422p": (1, 0, 1),
@@ -46,7 +47,12 @@ def patch_picture(picture: Any, pixels: np.ndarray, boxes: Sequence[tuple[int, i
     w, h = picture.width, picture.height
     if w % (1 << sx) or h % (1 << sy):
         return None  # an odd size's chroma is resampled unevenly: the whole frame's way only
-    planes = [_rows(p, size) for p in picture.planes]
+    out = av.VideoFrame(w, h, fmt)
+    planes = []  # the copy's samples, written in place
+    for src, dst in zip(picture.planes, out.planes, strict=True):
+        samples = plane_bytes(dst)[:, :src.width * size]
+        samples[:] = plane_bytes(src)[:, :src.width * size]
+        planes.append(samples)
     for x0, y0, x1, y1 in boxes:
         # grown by the margin, then out to whole chroma samples
         x0 = max(0, x0 - MARGIN) >> sx << sx
@@ -56,21 +62,10 @@ def patch_picture(picture: Any, pixels: np.ndarray, boxes: Sequence[tuple[int, i
         if x1 <= x0 or y1 <= y0:
             continue
         done = reformatter.reformat(rgb_frame(pixels[y0:y1, x0:x1]), **convert)
-        for k, (dst, src) in enumerate(zip(planes, done.planes, strict=True)):
+        for k, (samples, part) in enumerate(zip(planes, done.planes, strict=True)):
             cx, cy = (0, 0) if k == 0 else (sx, sy)
-            rows = _rows(src, size)
-            dst[y0 >> cy:(y0 >> cy) + rows.shape[0],
-                (x0 >> cx) * size:(x0 >> cx) * size + rows.shape[1]] = rows
-    out = av.VideoFrame(w, h, fmt)
-    for plane, rows in zip(out.planes, planes, strict=True):
-        buf = np.zeros((plane.height, plane.line_size), np.uint8)
-        buf[:, :rows.shape[1]] = rows
-        plane.update(buf.tobytes())
+            rows = plane_bytes(part)[:, :part.width * size]
+            samples[y0 >> cy:(y0 >> cy) + rows.shape[0],
+                    (x0 >> cx) * size:(x0 >> cx) * size + rows.shape[1]] = rows
     out.colorspace, out.color_range = picture.colorspace, picture.color_range
     return out
-
-
-def _rows(plane: Any, size: int) -> np.ndarray:
-    """A plane's samples (height x width*size bytes, padding dropped), as a writable copy."""
-    data = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
-    return data[:, :plane.width * size].copy()
