@@ -147,14 +147,26 @@ def stages(clip: Path, detector: Any, model: Any, tmp: Path) -> dict[str, float]
     return out
 
 
-def run(photo: Path, frames: int, tmp: Path, device: str = "cpu",
-        detect_every: int = 1) -> dict[str, Any]:
-    from benchmarks.standin import standin_restorer
-    from vidrestore.faces import FaceOptions, create_detector
+def timed_restore(clip: Path, faces: Any, model: Any, detector: Any, tmp: Path
+                  ) -> tuple[Any, float]:
+    """``restore_video`` of ``clip`` with these face options and the given network and
+    detector: its summary and the seconds it took."""
     from vidrestore.io import WriterOptions
     from vidrestore.restore.api import restore_video
     from vidrestore.restore.options import RestoreOptions
     from vidrestore.restore.pipeline import Restorer
+
+    r = Restorer(RestoreOptions(), faces, model=model, detector=detector)
+    t0 = time.perf_counter()
+    summary = restore_video(clip, tmp / "ours.mp4", RestoreOptions(), faces=faces, restorer=r,
+                            writer=WriterOptions(overwrite=True), progress=False)
+    return summary, time.perf_counter() - t0
+
+
+def run(photo: Path, frames: int, tmp: Path, device: str = "cpu",
+        detect_every: int = 1) -> dict[str, Any]:
+    from benchmarks.standin import standin_restorer
+    from vidrestore.faces import FaceOptions, create_detector
     from vidrestore.weights import WeightStore
 
     model = standin_restorer(device)
@@ -165,20 +177,11 @@ def run(photo: Path, frames: int, tmp: Path, device: str = "cpu",
         for faces in (1, 4):
             clip = make_faces_clip(tmp / f"{label}_{faces}.mp4", photo, size, frames, faces)
             ffmpeg = ffmpeg_seconds(clip, tmp / "ffmpeg.mp4")
-            r = Restorer(RestoreOptions(), model=model, detector=detector)
-            t0 = time.perf_counter()
-            s = restore_video(clip, tmp / "ours.mp4", RestoreOptions(), restorer=r,
-                              writer=WriterOptions(overwrite=True), progress=False)
-            wall = time.perf_counter() - t0
+            s, wall = timed_restore(clip, FaceOptions(), model, detector, tmp)
             fewer: dict[str, Any] = {}
             if detect_every > 1:
-                every = FaceOptions(detect_every=detect_every)
-                r = Restorer(RestoreOptions(), every, model=model, detector=detector)
-                t0 = time.perf_counter()
-                s2 = restore_video(clip, tmp / "ours.mp4", RestoreOptions(), faces=every,
-                                   restorer=r, writer=WriterOptions(overwrite=True),
-                                   progress=False)
-                wall2 = time.perf_counter() - t0
+                s2, wall2 = timed_restore(clip, FaceOptions(detect_every=detect_every), model,
+                                          detector, tmp)
                 fewer = {f"detect_every_{detect_every}": {
                     "ours_fps": round(s2.frames / wall2, 2), "ratio": round(ffmpeg / wall2, 3),
                     "faces_restored": sum(s2.faces_restored.values())}}
