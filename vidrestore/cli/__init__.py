@@ -21,6 +21,7 @@ import click
 from .. import __version__
 from ..errors import VidrestoreError
 from ..heap import steady_heap
+from ..openmp import passive_waits
 
 COMMANDS = {
     "restore": ("vidrestore.cli.restore_cmd", "restore"),
@@ -103,6 +104,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 def main() -> None:
     """Console-script entry point."""
     steady_heap()
+    passive_waits()
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _raise_stopped)

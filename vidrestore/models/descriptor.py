@@ -74,11 +74,18 @@ class RestorerDescriptor:
         """Aligned RGB crops ``[H, W, 3]`` (uint8 or uint16) to the network's input: a
         ``[B, 3, 512, 512]`` batch in ``input_range``, on its device, in its input dtype."""
         scale = 255.0 if crops[0].dtype == np.uint8 else 65535.0
-        host = torch.from_numpy(np.stack(crops))
-        if self.device.type == "cuda":  # page-locked: the copy is a DMA the host does not wait on
-            host = host.pin_memory()
-        x = host.to(self.device, non_blocking=True)
-        x = x.permute(0, 3, 1, 2).to(torch.float32).div_(scale / 2.0).sub_(1.0)
+        if self.device.type == "cuda":
+            # page-locked: the copy is a DMA the host does not wait on
+            host = torch.from_numpy(np.stack(crops)).pin_memory()
+            x = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).to(torch.float32)
+        else:
+            # each crop straight into its planar slot, converting on the way: one pass, where
+            # converting the interleaved stack and then reordering it takes four, ten times longer
+            x = torch.empty((len(crops), 3, *crops[0].shape[:2]), dtype=torch.float32)
+            for slot, crop in zip(x, crops, strict=True):
+                slot.copy_(torch.from_numpy(crop).permute(2, 0, 1))
+            x = x.to(self.device)
+        x = x.div_(scale / 2.0).sub_(1.0)
         # channels-last feeds tensor cores on CUDA; on the CPU its GroupNorm kernel makes a
         # face's result depend (in the last bits) on its position in the batch: stay NCHW there.
         fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
@@ -87,9 +94,13 @@ class RestorerDescriptor:
     def finish(self, output: Tensor) -> np.ndarray:
         """Network output ``[B, 3, 512, 512]`` to float32 RGB images ``[B, 512, 512, 3]`` in
         [0, 1], on the CPU: what the paste-back takes."""
+        if output.device.type != "cuda":
+            # interleave first (one pass), then scale in place: the same values at half the cost
+            img = torch.empty((output.shape[0], *output.shape[2:], output.shape[1]),
+                              dtype=torch.float32)
+            img.copy_(output.permute(0, 2, 3, 1))
+            return img.clamp_(-1.0, 1.0).add_(1.0).mul_(0.5).numpy()
         img = output.float().clamp_(-1.0, 1.0).add_(1.0).mul_(0.5).permute(0, 2, 3, 1)
-        if img.device.type != "cuda":
-            return img.contiguous().cpu().numpy()
         # into page-locked memory (twice the bandwidth of pageable), then wait for that copy only
         host = torch.empty(img.shape, dtype=img.dtype, pin_memory=True)
         host.copy_(img, non_blocking=True)
