@@ -340,6 +340,15 @@ def test_default_encoder_is_x264_crf18_medium(clips: dict[str, Path], tmp_path: 
     assert b"crf=18.0" in settings and b"rc_lookahead=40" in settings  # medium's look-ahead
 
 
+def test_x264_uses_frame_threads_as_the_ffmpeg_cli_does(clips: dict[str, Path],
+                                                        tmp_path: Path) -> None:
+    # PyAV's default (slice threads) makes x264 cut each frame into slices, one per thread
+    out = tmp_path / "out.mkv"
+    passthrough(clips["odd_mkv"], out, encoder_threads=2)
+    settings = out.read_bytes()
+    assert b" threads=2 " in settings and b"sliced_threads=0" in settings
+
+
 def _aligned(a: list[Frame], b: list[Frame]) -> bool:
     """Each frame of ``b`` is closest to the frame of ``a`` at the same position."""
     for i, frame in enumerate(b):

@@ -126,6 +126,10 @@ class Encoder:
         ctx.pix_fmt = encoder_pix_fmt(info, options)
         check_pix_fmt(encoder, ctx.pix_fmt, dst)
         ctx.thread_count = options.encoder_threads
+        if codec == "h264":
+            # PyAV asks for slice threads, which makes x264 slice each frame instead of using
+            # its frame threads, the ffmpeg CLI's choice: smaller files at the same speed.
+            ctx.thread_type = "FRAME"
         if info.sample_aspect_ratio:
             ctx.sample_aspect_ratio = info.sample_aspect_ratio
         ctx.color_range = code_of(COLOR_RANGES, output_range(info, ctx.pix_fmt))
