@@ -27,7 +27,8 @@ Methods, each on the same detections of the same face:
   with the detector on every Nth frame (``FaceOptions(detect_every=N)``), the registration
   following the face in between: what fewer detections cost in alignment;
 * ``ours[K=V,...]`` (``--tuning K=V,...``, repeatable) - offline with those
-  :class:`SmootherTuning` fields changed;
+  :class:`SmootherTuning` fields changed; ``ours-causal[K=V,...]`` (``--tuning causal:K=V,...``)
+  the same for the causal smoother;
 * ``ours-rts`` - offline, without the post stage and the guard, and with the earlier
   registration weighting (``PRIOR_TUNING``: the smoother as it was before them), for
   comparison.
@@ -319,20 +320,24 @@ def with_variants(strengths: Sequence[float], tunings: Sequence[str],
                   every: Sequence[int] = ()
                   ) -> dict[str, tuple[FaceOptions, SmootherTuning | None]]:
     """:data:`RUNS` plus ``ours-causal-sS``, the causal smoother at each strength ``S``
-    (``--smooth``), and ``ours[K=V,...]``, the offline smoother with those
-    :class:`SmootherTuning` fields changed: to see what other settings cost, side by side."""
+    (``--smooth``), and ``ours[K=V,...]`` (``ours-causal[K=V,...]`` for a ``causal:`` spec),
+    the offline (causal) smoother with those :class:`SmootherTuning` fields changed: to see
+    what other settings cost, side by side."""
     extra: dict[str, tuple[FaceOptions, SmootherTuning | None]] = {
         f"ours-causal-s{s:g}": (FaceOptions(causal=True, smooth=s), None) for s in strengths}
     for n in every:
         extra[f"ours-every{n}"] = (FaceOptions(detect_every=n), None)
         extra[f"ours-causal-every{n}"] = (FaceOptions(causal=True, detect_every=n), None)
     for spec in tunings:
-        fields = dict(item.split("=", 1) for item in spec.split(",") if item.strip())
+        causal = spec.startswith("causal:")
+        items = spec.removeprefix("causal:").split(",")
+        fields = dict(item.split("=", 1) for item in items if item.strip())
         try:
             tuning = SmootherTuning(**{k.strip(): float(v) for k, v in fields.items()})
         except (TypeError, ValueError) as exc:
             raise SystemExit(f"--tuning {spec!r}: {exc}") from None
-        extra[f"ours[{spec}]"] = (FaceOptions(), tuning)
+        name = f"ours-causal[{spec.removeprefix('causal:')}]" if causal else f"ours[{spec}]"
+        extra[name] = (FaceOptions(causal=causal), tuning)
     return {**RUNS, **extra}
 
 
@@ -565,9 +570,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--causal-smooth", default="",
                         help="comma-separated strengths: also run the causal smoother at each "
                         "(ours-causal-sS)")
-    parser.add_argument("--tuning", action="append", default=[], metavar="K=V[,K=V]",
-                        help="also run the offline smoother with these SmootherTuning fields "
-                        "(repeatable), e.g. accel_rel=0.008,post_sigma=4.5")
+    parser.add_argument("--tuning", action="append", default=[], metavar="[causal:]K=V[,K=V]",
+                        help="also run the offline smoother (with 'causal:', the causal one) "
+                        "with these SmootherTuning fields (repeatable), e.g. "
+                        "accel_rel=0.008,post_sigma=4.5")
     parser.add_argument("--tune-one-euro", action="store_true",
                         help="only run the grid search that chose the One Euro settings")
     args = parser.parse_args(argv)

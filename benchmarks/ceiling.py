@@ -9,14 +9,16 @@ four real faces), in one run:
   and again with the detector on every ``detect_every``-th frame only (when above 1);
 - each stage alone over the same frames: decode (to RGB), detection, tracking + smoothing +
   registration (the face stream less its detector), warp (aligned crops), the stand-in network
-  (the engine's batching), paste-back, RGB -> YUV conversion, encoding. Their sum against the
-  wall time says how much overlaps.
+  (the engine's batching), paste-back, the RGB -> YUV conversion of the pasted boxes (the rest
+  of each picture is the decoder's own), encoding. Their sum against the wall time says how
+  much overlaps.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,67 +85,88 @@ class _TimedDetector:
 
 
 def decoded(clip: Path) -> tuple[list[Any], Any, float]:
-    """Every frame of ``clip`` converted to RGB, the clip's facts, and the seconds it took."""
+    """Every frame of ``clip`` with its RGB pixels (and the decoder's picture, as the reader
+    gives them), the clip's facts, and the seconds it took."""
     from vidrestore.io import VideoReader
 
     t0 = time.perf_counter()
     with VideoReader(clip) as reader:
-        frames = [f.with_pixels(f.pixels) for f in reader]
+        frames = list(reader)
+        for f in frames:
+            f.pixels  # noqa: B018 - the conversion is part of decoding
         info = reader.info
     return frames, info, time.perf_counter() - t0
 
 
 def stages(clip: Path, detector: Any, model: Any, tmp: Path) -> dict[str, float]:
-    """Each stage alone over the clip (seconds)."""
+    """Each stage alone over the clip (seconds).
+
+    The faces go through warp, network, paste and the boxes' conversion back to YUV frame by
+    frame, as in the pipeline: each frame is pasted once the engine has its faces, and its
+    crops and restored faces are dropped then (kept for the whole clip, the stages would time
+    the page faults of a few GB instead)."""
     from vidrestore.faces import FaceOptions, FaceStream
     from vidrestore.faces.align import similarity_transform, warp_face
     from vidrestore.io import VideoWriter, WriterOptions
+    from vidrestore.io.color import from_rgb_args
+    from vidrestore.io.patch import patch_picture
     from vidrestore.restore.blend import paste_face, template_mask
     from vidrestore.restore.engine import FaceEngine, FaceItem
     from vidrestore.restore.options import RestoreOptions
 
-    out: dict[str, float] = {}
+    out = dict.fromkeys(("decode_to_rgb", "detect", "track_smooth_register", "warp",
+                         "network_stand_in", "paste", "convert_boxes_to_yuv", "encode"), 0.0)
     frames, info, out["decode_to_rgb"] = decoded(clip)
     timed = _TimedDetector(detector)
     fs = FaceStream(timed, FaceOptions())  # type: ignore[arg-type]
     t0 = time.perf_counter()
     tracked = [ff for f in frames for ff in fs.push(f)] + fs.flush()
-    total = time.perf_counter() - t0
     out["detect"] = timed.seconds
-    out["track_smooth_register"] = total - timed.seconds
-    t0 = time.perf_counter()
-    items = []
+    out["track_smooth_register"] = time.perf_counter() - t0 - timed.seconds
+    engine = FaceEngine(model, RestoreOptions(), batch_size=2)
+    mask = template_mask()
+    convert = from_rgb_args(info, "yuv420p")
+    reformatter = av.video.reformatter.VideoReformatter()
+    pasted: list[Any] = []
+    waiting: deque[tuple[Any, list[Any]]] = deque()  # frames whose faces are in the engine
+
+    def paste_ready() -> None:
+        while waiting and all(it.restored is not None for it in waiting[0][1]):
+            frame, items = waiting.popleft()
+            t0 = time.perf_counter()
+            canvas = np.array(frame.pixels)
+            boxes = [box for it in items
+                     if (box := paste_face(canvas, it.restored, mask, it.affine)) is not None]
+            t1 = time.perf_counter()
+            if frame.source is not None and boxes:
+                patch_picture(frame.source, canvas, boxes, convert, reformatter)
+            out["paste"] += t1 - t0
+            out["convert_boxes_to_yuv"] += time.perf_counter() - t1
+            pasted.append(frame.patched(canvas, tuple(boxes)) if boxes else frame)
+
     for ff in tracked:
+        t0 = time.perf_counter()
+        items = []
         for face in ff.faces:
             a = similarity_transform(face.landmarks)
             items.append(FaceItem(ff.frame.index, face.track_id, warp_face(ff.frame.pixels, a),
                                   a, False))
-    out["warp"] = time.perf_counter() - t0
-    engine = FaceEngine(model, RestoreOptions(), batch_size=2)
+        t1 = time.perf_counter()
+        engine.submit(ff.frame.index, items)  # the pipeline hands a frame's faces together
+        out["warp"] += t1 - t0
+        out["network_stand_in"] += time.perf_counter() - t1
+        waiting.append((ff.frame, items))
+        paste_ready()
     t0 = time.perf_counter()
-    by_frame: dict[int, list[Any]] = {}
-    for it in items:  # the pipeline hands the engine each frame's faces together
-        by_frame.setdefault(it.frame_index, []).append(it)
-    for index, faces in by_frame.items():
-        engine.submit(index, faces)
     engine.drain()
-    out["network_stand_in"] = time.perf_counter() - t0
-    mask = template_mask()
-    canvases = {ff.frame.index: np.array(ff.frame.pixels) for ff in tracked}
-    t0 = time.perf_counter()
-    for it in items:
-        assert it.restored is not None
-        paste_face(canvases[it.frame_index], it.restored, mask, it.affine)
-    out["paste"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for f in frames:
-        av.VideoFrame.from_ndarray(f.pixels, format="rgb24").reformat(format="yuv420p")
-    out["convert_rgb_to_yuv"] = time.perf_counter() - t0
+    out["network_stand_in"] += time.perf_counter() - t0
+    paste_ready()
+    del tracked, frames
     t0 = time.perf_counter()
     with VideoWriter(tmp / "enc.mp4", source=info, options=WriterOptions(overwrite=True)) as w:
-        for f in frames:
+        for f in pasted:
             w.write(f)
-    out["encode"] = time.perf_counter() - t0 - out["convert_rgb_to_yuv"]
+    out["encode"] = time.perf_counter() - t0 - out["convert_boxes_to_yuv"]
     return out
 
 
