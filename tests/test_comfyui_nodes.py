@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -205,7 +206,14 @@ def test_node_equals_the_restore_command(plugin: ModuleType, images: torch.Tenso
     env = {"PYTHONPATH": str(REPO), "VIDRESTORE_MIRROR": str(mirror_dir), "PATH": "/usr/bin:/bin",
            "VIDRESTORE_HOME": str(tmp_path / "home"), "VIDRESTORE_OFFLINE": "1",
            "VIDRESTORE_RUNTIME": "torch"}
-    run = subprocess.run([sys.executable, "-m", "vidrestore", "restore", str(clip), "-o",
+    # The command reads the node's own frames (a video file would have its faces found in the
+    # reader's fast conversion of the decoded pictures, which the node never sees).
+    given = tmp_path / "in"
+    given.mkdir()
+    for i, picture in enumerate(np.rint(images.numpy() * 255).astype(np.uint8), 1):
+        cv2.imwrite(str(given / f"f_{i:03d}.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    run = subprocess.run([sys.executable, "-m", "vidrestore", "restore",
+                          str(given / "f_%03d.png"), "--fps", "25", "-o",
                           str(tmp_path / "seq" / "f_%03d.png"), "--weights", str(weights),
                           "--device", "cpu", "--dtype", "float32", "--fidelity", "0.7",
                           "--window", "3", "--no-progress"],

@@ -6,7 +6,7 @@ video (:func:`choose_depth`):
 
 * **uint8** when the pictures are exactly 8-bit values (``k / 255``), which is what video loaders
   deliver for ordinary 8-bit video. Converting back is then exact, and the result is the same,
-  bit for bit, as ``vidrestore restore`` on that video.
+  bit for bit, as ``vidrestore restore`` on those frames.
 * **uint16** otherwise (pictures made or altered by float operations, 16-bit images): 16 bits keep
   the float values to within 1/131070, where 8 bits would round them to 1/510.
 """

@@ -181,10 +181,11 @@ def stage_frames(spec: JobSpec, plan: Plan, first: int, after_pts: int | None
         pts0 = after_pts + (0 if pre else 1)
         start = Fraction(pts0 - plan.info.start_pts) * plan.info.time_base
     reader = VideoReader(spec.source, start=start,
-                         fps=plan.fps if spec.kind == "sequence" else None)
+                         fps=plan.fps if spec.kind == "sequence" else None,
+                         lazy_rgb=(plan.mode not in FILTERS and plan.mode != "fields"
+                                   and spec.restore.upscale == 1))
     with reader:
-        frames = (Frame(first - pre + i, f.pts, f.time_base, f.pixels, source=f.source)
-                  for i, f in enumerate(reader))
+        frames = (f.renumbered(first - pre + i) for i, f in enumerate(reader))
         if plan.mode in FILTERS:
             yield deinterlace(frames, plan.mode, top_first=plan.top_first, drop=pre)
         elif plan.mode == "fields":

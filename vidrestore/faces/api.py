@@ -93,7 +93,8 @@ def track_video(
         detector = create_detector(options.detector, options, device=device,
                                    store=store if store is not None else WeightStore.from_env())
     with VideoPass(src, start=start, end=end, fps=fps, desc="track", progress=progress,
-                   progress_callback=progress_callback) as run:
+                   progress_callback=progress_callback,
+                   lazy_rgb=preview is None and sheet_path is None) as run:
         turns = run.turns
         stream = FaceStream(detector, options, turns=turns)
         collector = ReportCollector.for_video(run.info, **display_facts(run.info))

@@ -22,7 +22,7 @@ on the next frame.
 
 Frames stored sideways (a phone video's display rotation, :mod:`vidrestore.io.orientation`):
 with ``turns`` faces are found, tracked and given in the upright picture
-``np.rot90(frame.pixels, turns)``; the frames themselves come back as they were pushed.
+``np.rot90(frame.analysis, turns)``; the frames themselves come back as they were pushed.
 """
 
 from __future__ import annotations
@@ -109,8 +109,10 @@ class FaceStream:
     def _process(self) -> None:
         frames, self._pending = self._pending, []
         first = self._count
-        # upright copies for this batch only: the frames are held as they came
-        pictures = [upright(f.pixels, self.turns) for f in frames]
+        # upright copies for this batch only: the frames are held as they came. Faces are
+        # found and followed in the reader's cheaper conversion (Frame.analysis), where it
+        # gave one: the exact one is made only where a face is restored.
+        pictures = [upright(f.analysis, self.turns) for f in frames]
         cuts = [self._cuts.update(p) for p in pictures]
         wanted, last = [], self._last_detected
         for k, cut in enumerate(cuts):

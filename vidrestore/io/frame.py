@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 
 Converter = Callable[[Any], np.ndarray]
+RegionConverter = Callable[[Any, tuple[int, int, int, int]], np.ndarray]
+Box = tuple[int, int, int, int]
+Patch = tuple[int, int, np.ndarray]
 
 
 class Frame:
@@ -24,31 +27,52 @@ class Frame:
     :meth:`patched` keeps it with ``changed``, the boxes ``(x0, y0, x1, y1)`` outside which the
     pixels are still the picture's, so a writer converts only those boxes back and the rest of
     the picture keeps the source's exact values. Frames are immutable.
+
+    A reader may also give ``analysis``, a cheaper RGB conversion of the picture that finding
+    and following faces use (:attr:`analysis`), and ``region``, which converts boxes of the
+    picture exactly as ``convert`` converts it whole (:meth:`region`); :meth:`with_patches`
+    then makes the restored frame from boxes alone, and the whole picture is never converted
+    unless somebody asks for its ``pixels``.
     """
 
-    __slots__ = ("_convert", "_pixels", "changed", "index", "pts", "source", "time_base")
+    __slots__ = ("_analysis", "_convert", "_patches", "_pixels", "_region", "changed", "index",
+                 "pts", "source", "time_base")
 
     index: int
     pts: int
     time_base: Fraction
     source: Any
-    changed: tuple[tuple[int, int, int, int], ...] | None
+    changed: tuple[Box, ...] | None
     _pixels: np.ndarray | None
     _convert: Converter | None
+    _analysis: np.ndarray | None
+    _region: RegionConverter | None
+    _patches: tuple[Patch, ...] | None
 
     def __init__(self, index: int, pts: int, time_base: Fraction,
                  pixels: np.ndarray | None = None, *, source: Any = None,
                  convert: Converter | None = None,
-                 changed: tuple[tuple[int, int, int, int], ...] | None = None) -> None:
+                 changed: tuple[Box, ...] | None = None,
+                 analysis: np.ndarray | None = None,
+                 region: RegionConverter | None = None,
+                 patches: tuple[Patch, ...] | None = None) -> None:
         if pixels is None and (source is None or convert is None):
             raise ValueError("a Frame needs pixels, or a source picture and its converter")
-        if changed is not None and (source is None or pixels is None):
+        if changed is not None and (source is None or (pixels is None and patches is None)):
             raise ValueError("changed boxes need the source picture and the new pixels")
-        if pixels is not None:
-            _check(pixels)
+        if patches is not None and (changed is None or pixels is not None):
+            raise ValueError("patches come with their changed boxes, instead of pixels")
+        if (analysis is not None or region is not None) and source is None:
+            raise ValueError("analysis pixels and regions are a source picture's")
+        for p in (pixels, analysis, *(p for _, _, p in patches or ())):
+            if p is not None:
+                _check(p)
         for name, value in (("index", index), ("pts", pts), ("time_base", time_base),
                             ("source", source), ("changed", changed), ("_pixels", pixels),
-                            ("_convert", None if pixels is not None else convert)):
+                            ("_convert", None if pixels is not None else convert),
+                            ("_analysis", analysis),
+                            ("_region", None if pixels is not None else region),
+                            ("_patches", patches)):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -59,7 +83,9 @@ class Frame:
         # (A patched frame travels as its pixels alone, which encode to the same picture.)
         keep = self.source is not None and self.changed is None
         state = picture_state(self.source) if keep else None
-        return rebuild_frame, (self.index, self.pts, self.time_base, self.pixels, state)
+        analysis = self._analysis if keep else None
+        return rebuild_frame, (self.index, self.pts, self.time_base, self.pixels, state,
+                               analysis)
 
     def __repr__(self) -> str:
         w, h = self.size
@@ -74,9 +100,47 @@ class Frame:
             assert convert is not None  # kept until the deferred pixels exist
             pixels = convert(self.source)
             _check(pixels)
+            if self._patches and not pixels.flags.writeable:
+                pixels = np.array(pixels)
+            for x0, y0, patch in self._patches or ():
+                pixels[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
             object.__setattr__(self, "_pixels", pixels)
             object.__setattr__(self, "_convert", None)
+            object.__setattr__(self, "_region", None)
         return pixels
+
+    @property
+    def analysis(self) -> np.ndarray:
+        """RGB pixels to find and follow faces in: the reader's cheaper conversion where it
+        gave one, else :attr:`pixels`."""
+        return self._analysis if self._analysis is not None else self.pixels
+
+    @property
+    def has_analysis(self) -> bool:
+        """Whether :attr:`analysis` is a conversion of its own (snapshots keep it)."""
+        return self._analysis is not None
+
+    @property
+    def patches(self) -> tuple[Patch, ...] | None:
+        """``(x0, y0, rgb)`` boxes of a frame made by :meth:`with_patches` whose whole pixels
+        nobody asked for yet (a writer converts just these); None otherwise."""
+        return self._patches if self._pixels is None else None
+
+    @property
+    def regions(self) -> bool:
+        """Whether :meth:`region` converts boxes alone (the whole picture is not converted)."""
+        return self._pixels is None and self._region is not None
+
+    def region(self, box: Box) -> np.ndarray:
+        """A new array of the RGB pixels of ``box`` (``x0, y0, x1, y1``, end exclusive, inside
+        the frame): the same values as that box of :attr:`pixels`."""
+        x0, y0, x1, y1 = box
+        convert = self._region
+        if self._pixels is None and convert is not None:
+            part = convert(self.source, box)
+            _check(part)
+            return part
+        return np.array(self.pixels[y0:y1, x0:x1])
 
     @property
     def time(self) -> float:
@@ -94,13 +158,34 @@ class Frame:
         """The same frame (index, pts) carrying other pixels."""
         return Frame(self.index, self.pts, self.time_base, pixels)
 
-    def patched(self, pixels: np.ndarray, boxes: tuple[tuple[int, int, int, int], ...]) -> Frame:
+    def renumbered(self, index: int) -> Frame:
+        """The same picture (pts, pixels, source, analysis) as frame ``index``."""
+        return Frame(index, self.pts, self.time_base, self._pixels, source=self.source,
+                     convert=self._convert, changed=self.changed, analysis=self._analysis,
+                     region=self._region, patches=self._patches if self._pixels is None
+                     else None)
+
+    def patched(self, pixels: np.ndarray, boxes: tuple[Box, ...]) -> Frame:
         """The same frame carrying ``pixels`` that equal this frame's outside ``boxes``
         (``x0, y0, x1, y1``, end exclusive): the source picture is kept for the rest."""
         if self.source is None or pixels.shape != self.pixels.shape:
             return self.with_pixels(pixels)
         return Frame(self.index, self.pts, self.time_base, pixels, source=self.source,
                      changed=(*(self.changed or ()), *boxes))
+
+    def with_patches(self, patches: tuple[Patch, ...]) -> Frame:
+        """The same frame with the RGB ``patches`` ``(x0, y0, rgb)`` (disjoint, made from
+        :meth:`region`) written over it, the source picture kept for the rest. Its
+        :attr:`pixels` are converted only when asked for; a writer converts the patches alone."""
+        boxes = tuple((x0, y0, x0 + p.shape[1], y0 + p.shape[0]) for x0, y0, p in patches)
+        if self._pixels is not None or self.source is None or self._convert is None \
+                or self.changed is not None:
+            pixels = np.array(self.pixels)
+            for x0, y0, p in patches:
+                pixels[y0:y0 + p.shape[0], x0:x0 + p.shape[1]] = p
+            return self.patched(pixels, boxes)
+        return Frame(self.index, self.pts, self.time_base, source=self.source,
+                     convert=self._convert, changed=boxes, patches=patches)
 
 
 def _check(p: np.ndarray) -> None:
@@ -122,8 +207,9 @@ def picture_state(picture: Any) -> tuple[str, int, int, list[np.ndarray]]:
 
 
 def rebuild_frame(index: int, pts: int, time_base: Fraction, pixels: np.ndarray,
-                  state: tuple[str, int, int, list[np.ndarray]] | None) -> Frame:
-    """The frame :func:`picture_state` (and the pixels) describe."""
+                  state: tuple[str, int, int, list[np.ndarray]] | None,
+                  analysis: np.ndarray | None = None) -> Frame:
+    """The frame :func:`picture_state` (and the pixels, and the analysis pixels) describe."""
     if state is None:
         return Frame(index, pts, time_base, pixels)
     import av
@@ -135,4 +221,4 @@ def rebuild_frame(index: int, pts: int, time_base: Fraction, pixels: np.ndarray,
         n = min(plane.line_size, saved.shape[1])
         buf[:, :n] = saved[:, :n]
         plane.update(buf.tobytes())
-    return Frame(index, pts, time_base, pixels, source=picture)
+    return Frame(index, pts, time_base, pixels, source=picture, analysis=analysis)

@@ -32,36 +32,74 @@ bytes per sample."""
 MARGIN = 8
 """Unchanged pixels converted around each box (chroma filter support, with room to spare)."""
 
+Box = tuple[int, int, int, int]
 
-def patch_picture(picture: Any, pixels: np.ndarray, boxes: Sequence[tuple[int, int, int, int]],
-                  convert: dict[str, Any], reformatter: VideoReformatter) -> Any | None:
-    """A copy of ``picture`` with each box of ``pixels`` (HxWx3 RGB of the same size, uint8 or
-    uint16) converted with ``convert`` (``VideoFrame.reformat`` arguments into the picture's
-    format); ``None`` when the picture's format is not one of :data:`PLANAR_YUV` or its size
-    is not a whole number of chroma samples (the whole frame's conversion then places chroma
-    on a grid a box's conversion would not match)."""
+
+def patchable(picture: Any, convert: dict[str, Any]) -> bool:
+    """Whether boxes of ``picture`` can be converted back alone with ``convert``
+    (``VideoFrame.reformat`` arguments): its format is one of :data:`PLANAR_YUV`, the one
+    ``convert`` makes, and its size a whole number of chroma samples (else the whole frame's
+    conversion places chroma on a grid a box's conversion would not match)."""
     fmt = picture.format.name
     if fmt not in PLANAR_YUV or convert.get("format") != fmt:
+        return False
+    sx, sy, _ = PLANAR_YUV[fmt]
+    return not (picture.width % (1 << sx) or picture.height % (1 << sy))
+
+
+def grown_box(box: Box, picture: Any) -> Box | None:
+    """``box`` grown by :data:`MARGIN`, then out to whole chroma samples of ``picture`` (a
+    :func:`patchable` one) and clipped to it: what :func:`patch_picture` converts back for it
+    (None: nothing of it is inside)."""
+    sx, sy, _ = PLANAR_YUV[picture.format.name]
+    w, h = picture.width, picture.height
+    x0, y0, x1, y1 = box
+    x0 = max(0, x0 - MARGIN) >> sx << sx
+    y0 = max(0, y0 - MARGIN) >> sy << sy
+    x1 = min(w, ((x1 + MARGIN + (1 << sx) - 1) >> sx) << sx)
+    y1 = min(h, ((y1 + MARGIN + (1 << sy) - 1) >> sy) << sy)
+    return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
+
+
+def on_chroma_grid(box: Box, picture: Any) -> bool:
+    """Whether ``box`` lies inside ``picture`` (a :func:`patchable` one) on whole chroma
+    samples, as a patch of :func:`patch_with` must."""
+    sx, sy, _ = PLANAR_YUV[picture.format.name]
+    x0, y0, x1, y1 = box
+    return (0 <= x0 < x1 <= picture.width and 0 <= y0 < y1 <= picture.height
+            and not (x0 % (1 << sx) or x1 % (1 << sx) or y0 % (1 << sy) or y1 % (1 << sy)))
+
+
+def patch_picture(picture: Any, pixels: np.ndarray, boxes: Sequence[Box],
+                  convert: dict[str, Any], reformatter: VideoReformatter) -> Any | None:
+    """A copy of ``picture`` with each box of ``pixels`` (HxWx3 RGB of the same size, uint8 or
+    uint16), grown by :func:`grown_box`, converted with ``convert`` (``VideoFrame.reformat``
+    arguments into the picture's format); ``None`` when the picture is not :func:`patchable`."""
+    if not patchable(picture, convert):
         return None
+    patches = []
+    for box in boxes:
+        if (grown := grown_box(box, picture)) is not None:
+            x0, y0, x1, y1 = grown
+            patches.append((x0, y0, pixels[y0:y1, x0:x1]))
+    return patch_with(picture, patches, convert, reformatter)
+
+
+def patch_with(picture: Any, patches: Sequence[tuple[int, int, np.ndarray]],
+               convert: dict[str, Any], reformatter: VideoReformatter) -> Any:
+    """A copy of ``picture`` (a :func:`patchable` one) with each patch ``(x0, y0, rgb)`` (on
+    whole chroma samples) converted with ``convert`` and written over it."""
+    fmt = picture.format.name
     sx, sy, size = PLANAR_YUV[fmt]
     w, h = picture.width, picture.height
-    if w % (1 << sx) or h % (1 << sy):
-        return None  # an odd size's chroma is resampled unevenly: the whole frame's way only
     out = av.VideoFrame(w, h, fmt)
     planes = []  # the copy's samples, written in place
     for src, dst in zip(picture.planes, out.planes, strict=True):
         samples = plane_bytes(dst)[:, :src.width * size]
         samples[:] = plane_bytes(src)[:, :src.width * size]
         planes.append(samples)
-    for x0, y0, x1, y1 in boxes:
-        # grown by the margin, then out to whole chroma samples
-        x0 = max(0, x0 - MARGIN) >> sx << sx
-        y0 = max(0, y0 - MARGIN) >> sy << sy
-        x1 = min(w, ((x1 + MARGIN + (1 << sx) - 1) >> sx) << sx)
-        y1 = min(h, ((y1 + MARGIN + (1 << sy) - 1) >> sy) << sy)
-        if x1 <= x0 or y1 <= y0:
-            continue
-        done = reformatter.reformat(rgb_frame(pixels[y0:y1, x0:x1]), **convert)
+    for x0, y0, rgb in patches:
+        done = reformatter.reformat(rgb_frame(rgb), **convert)
         for k, (samples, part) in enumerate(zip(planes, done.planes, strict=True)):
             cx, cy = (0, 0) if k == 0 else (sx, sy)
             rows = plane_bytes(part)[:, :part.width * size]

@@ -29,6 +29,7 @@ from ..errors import SourceError, UsageError
 from .color import to_rgb
 from .frame import Frame
 from .probe import VideoInfo, info_from_stream, open_input, video_stream
+from .region import PictureRegions, supports_regions
 from .sequence import SequenceSource, is_sequence
 from .timecode import TimeValue, parse_time
 
@@ -155,11 +156,14 @@ class VideoReader:
             if isinstance(picture, np.ndarray):
                 yield Frame(index, pts, tb, picture)
             else:  # a decoder picture: only the PyAV source hands those over
-                convert = cast(_PyAVSource, self._source).to_rgb
+                src = cast(_PyAVSource, self._source)
+                analysis = src.analysis(picture)
                 if self._lazy:
-                    yield Frame(index, pts, tb, source=picture, convert=convert)
+                    yield Frame(index, pts, tb, source=picture, convert=src.to_rgb,
+                                analysis=analysis, region=src.region_converter(picture))
                 else:
-                    yield Frame(index, pts, tb, convert(picture), source=picture)
+                    yield Frame(index, pts, tb, src.to_rgb(picture), source=picture,
+                                analysis=analysis)
             last = pts
             index += 1
         if index == 0:
@@ -201,6 +205,8 @@ class _PyAVSource:
             self.info = info_from_stream(path, self._container, stream, self._first)
             self._exact = exact_rgb
             self._to_rgb = VideoReformatter()
+            self._to_analysis = VideoReformatter()
+            self._regions = PictureRegions()
             self._check_index()
         except BaseException:
             self._container.close()
@@ -232,6 +238,20 @@ class _PyAVSource:
     def to_rgb(self, picture: Any) -> np.ndarray:
         """A decoded picture of this stream as RGB pixels."""
         return to_rgb(self._to_rgb, picture, deep=self.info.deep, exact=self._exact)
+
+    def analysis(self, picture: Any) -> np.ndarray | None:
+        """The fast conversion faces are found and followed in, where the pixels are the
+        exact (eight times costlier) one; None where the pixels are converted the fast way."""
+        if self.info.deep or not self._exact:
+            return None
+        return to_rgb(self._to_analysis, picture, deep=False, exact=False)
+
+    def region_converter(self, picture: Any) -> PictureRegions | None:
+        """What converts boxes of ``picture`` exactly as :meth:`to_rgb` converts it whole
+        (None where only the whole picture's conversion is exact)."""
+        if self.info.deep or not self._exact or not supports_regions(picture):
+            return None
+        return self._regions
 
     def frames(self, lo: int | None, hi: int | None) -> Iterator[tuple[int, Any]]:
         """(pts, decoded picture) in presentation order within ``[lo, hi)``."""

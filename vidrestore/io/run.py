@@ -30,13 +30,16 @@ T = TypeVar("T")
 class VideoPass:
     """``with VideoPass(src, ...) as run:`` — ``run.reader``, ``run.info``, ``run.turns``
     (quarter turns that make the stored frames upright), :meth:`writer`, :meth:`sink`,
-    :meth:`stage`, :meth:`step`."""
+    :meth:`stage`, :meth:`step`. ``lazy_rgb``: the reader's (for a pass that needs the whole
+    RGB picture of few frames)."""
 
     def __init__(self, src: str | os.PathLike[str], *, start: TimeValue | None = None,
                  end: TimeValue | None = None, fps: str | float | None = None,
                  desc: str = "", progress: bool = True,
-                 progress_callback: ProgressCallback | None = None) -> None:
+                 progress_callback: ProgressCallback | None = None,
+                 lazy_rgb: bool = False) -> None:
         self.src = src
+        self.lazy_rgb = lazy_rgb
         self.start, self.end, self.fps = start, end, fps
         self.desc = desc
         self.progress = progress
@@ -51,7 +54,8 @@ class VideoPass:
         try:
             stack.push(discard_on_error(self.staged))
             self.reader = stack.enter_context(
-                VideoReader(self.src, start=self.start, end=self.end, fps=self.fps))
+                VideoReader(self.src, start=self.start, end=self.end, fps=self.fps,
+                            lazy_rgb=self.lazy_rgb))
         except BaseException:
             self._stack.__exit__(None, None, None)
             raise

@@ -128,11 +128,14 @@ def restore_video(
                        [("--compare", compare), ("--report", report)], overwrite=writer.overwrite)
     owned: Restorer | None = None
     try:
+        scale = (restorer.options if restorer is not None else options or RestoreOptions()
+                 ).upscale
+        # At the source's size only the faces' boxes need the exact RGB conversion: the rest of
+        # each picture goes to the encoder as the decoder gave it (a comparison needs it all).
+        lazy = scale == 1 and compare is None
         with VideoPass(src, start=start, end=end, fps=fps, desc="restore", progress=progress,
-                       progress_callback=progress_callback) as run:
+                       progress_callback=progress_callback, lazy_rgb=lazy) as run:
             info, turns = run.info, run.turns
-            scale = (restorer.options if restorer is not None else options or RestoreOptions()
-                     ).upscale
             check_output_size(info.width, info.height, scale)
             out_info = scaled_info(info, scale)
             out = run.writer(dst, options=writer, source=out_info)

@@ -86,8 +86,34 @@ def paste_region(affine: np.ndarray, mask: np.ndarray, frame_w: int, frame_h: in
     return Region(x0, y0, x1, y1, to_face)
 
 
+def _shrunk(face: np.ndarray | None, mask: np.ndarray, affine: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Face, mask and map as pasted: shrinking a face a lot with a bilinear warp aliases, so a
+    face at least twice the size it is pasted at is first shrunk by area averaging."""
+    scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))  # face px per frame px
+    affine = affine.astype(np.float64)
+    if scale >= 2.0:
+        side = mask.shape[0]
+        size = side // int(scale)
+        if face is not None:
+            face = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
+        affine = affine * (size / side)
+    return face if face is not None else mask, mask, affine
+
+
+def paste_box(mask: np.ndarray, affine: np.ndarray, frame_w: int, frame_h: int
+              ) -> tuple[int, int, int, int] | None:
+    """The box ``(x0, y0, x1, y1)`` of a ``frame_w`` x ``frame_h`` frame that :func:`paste_face`
+    of a face with this mask and map may change (None: none)."""
+    _, mask, affine = _shrunk(None, mask, affine)
+    region = paste_region(affine, mask, frame_w, frame_h)
+    return None if region is None else (region.x0, region.y0, region.x1, region.y1)
+
+
 def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: np.ndarray,
-               *, gray: bool = False) -> tuple[int, int, int, int] | None:
+               *, gray: bool = False, origin: tuple[int, int] = (0, 0),
+               frame_size: tuple[int, int] | None = None) -> tuple[int, int, int, int] | None:
     """Blend ``face`` (SxSx3 float32 in [0, 1]) into ``pixels`` in place; returns the box
     ``(x0, y0, x1, y1)`` outside which no pixel changed (None: none did).
 
@@ -97,18 +123,12 @@ def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: n
         mask: float32 blend weights in aligned space, the face's size.
         affine: 2x3 frame -> aligned face map used to cut the face out.
         gray: paste the face's luma only (black-and-white sources).
+        origin, frame_size: ``pixels`` may be a box of the frame, its top-left corner at
+            ``origin`` of a frame of ``frame_size`` (w, h); the map and the box returned are
+            the frame's, so the same face pastes to the same values either way.
     """
-    h, w = pixels.shape[:2]
-    # Shrinking a face a lot with a bilinear warp aliases: pre-shrink by area averaging.
-    scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))  # face px per frame px
-    affine = affine.astype(np.float64)
-    if scale >= 2.0:
-        k = int(scale)
-        side = face.shape[0]
-        size = side // k
-        face = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
-        affine = affine * (size / side)
+    w, h = frame_size or (pixels.shape[1], pixels.shape[0])
+    face, mask, affine = _shrunk(face, mask, affine)
     region = paste_region(affine, mask, w, h)
     if region is None:
         return None
@@ -123,7 +143,11 @@ def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: n
     if gray:
         f = to_gray(f)
     full = 255.0 if pixels.dtype == np.uint8 else 65535.0
-    roi = pixels[region.y0 : region.y1, region.x0 : region.x1]
+    ox, oy = origin
+    roi = pixels[region.y0 - oy : region.y1 - oy, region.x0 - ox : region.x1 - ox]
+    if roi.shape[:2] != (rh, rw):
+        raise ValueError(f"the face's box {region.x0, region.y0, region.x1, region.y1} is not "
+                         f"inside the pixels at {origin}")
     # src + m * (face - src) over the whole region, in place: where m is 0 this is src exactly
     # (integers are exact in float32), so those pixels are rewritten with their own values.
     src = roi.astype(np.float32)

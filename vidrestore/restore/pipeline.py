@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import cv2
@@ -26,16 +26,18 @@ from ..faces import (
     TrackedFace,
     create_detector,
 )
-from ..faces.align import similarity_transform, warp_face
-from ..io.frame import Frame
+from ..faces.align import FACE_SIZE, affine_scale, similarity_transform, warp_face
+from ..io.frame import Box, Frame, Patch
 from ..io.orientation import quarter_turns, upright, upright_view
+from ..io.patch import MARGIN as PATCH_MARGIN
+from ..io.patch import grown_box
 from ..models.codeformer import CodeFormer
 from ..models.descriptor import RestorerDescriptor
 from ..models.placement import resolve_device, resolve_dtype
 from ..upscale import BackgroundDescriptor, Upscaler, output_affine, scaled_affine
 from ..upscale.model import LANCZOS, load_background
 from . import snapshot
-from .blend import is_gray, paste_face
+from .blend import is_gray, paste_box, paste_face
 from .engine import FaceEngine, FaceItem, as_descriptor
 from .masks import create_masker
 from .options import RestoreOptions
@@ -65,6 +67,8 @@ class _Pending:
     source: FrameFaces
     items: list[FaceItem]
     gray: bool
+    # exact RGB boxes of the source the faces were cut from (Frame.region), pasted into later
+    regions: list[tuple[Box, np.ndarray]] = field(default_factory=list)
 
 
 def snapshot_types() -> tuple[type, ...]:
@@ -313,13 +317,15 @@ class Restorer:
         frame = ff.frame
         wanted = self.options.faces
         mode = self.options.grayscale
-        gray = mode == "on" or (mode == "auto" and bool(ff.faces) and is_gray(frame.pixels))
+        gray = mode == "on" or (mode == "auto" and bool(ff.faces) and is_gray(frame.analysis))
         items: list[FaceItem] = []
         if self.keep_tracks and ff.faces:
             self.frame_pts[frame.index] = frame.pts
         self.track_ids.update(face.track_id for face in ff.faces)
         kept = self.keep_tracks and (self.only_frames is None or frame.index in self.only_frames)
         picture: np.ndarray | None = None
+        regions: list[tuple[Box, np.ndarray]] = []
+        by_region = self._by_region(frame)
         for face in ff.faces:
             if kept:
                 self.tracks.setdefault(face.track_id, []).append(face)
@@ -329,14 +335,31 @@ class Restorer:
                     self.only_frames is not None and frame.index not in self.only_frames):
                 continue  # left as it is (blend 0: nothing of a restored face would show;
                 # weight 0: a profile, failed landmarks, or a track that never earned it)
-            if picture is None:  # the landmarks are the upright picture's
-                picture = upright(frame.pixels, self.face_stream.turns)
             affine = similarity_transform(face.landmarks)
-            crop = warp_face(picture, affine)
+            if by_region:  # only the pixels the crop samples are converted
+                w, h = frame.size
+            else:
+                if picture is None:  # the landmarks are the upright picture's
+                    picture = upright(frame.pixels, self.face_stream.turns)
+                h, w = picture.shape[:2]
+            box = _sampled_box(affine, w, h)
+            if box is None:
+                crop = warp_face(np.zeros((1, 1, 3), frame.analysis.dtype), affine)  # all fill
+            else:
+                # Cut from the box in either case: OpenCV's warp rounds otherwise when the map
+                # is moved, and a face must come out the same from a box or a whole picture.
+                x0, y0, x1, y1 = box
+                if by_region:
+                    part = frame.region(box)
+                    regions.append((box, part))
+                else:
+                    assert picture is not None
+                    part = picture[y0:y1, x0:x1]
+                crop = warp_face(part, _shifted(affine, box))
             items.append(FaceItem(frame.index, face.track_id, crop, affine, new_segment=ff.cut,
                                   fidelity=own.fidelity))
         self.engine.submit(frame.index, items)
-        self._pending.append(_Pending(ff, items, gray))
+        self._pending.append(_Pending(ff, items, gray, regions))
 
     def _ready(self) -> Iterator[tuple[Frame, Frame]]:
         up = self.upscaler
@@ -353,6 +376,9 @@ class Restorer:
             if up.active and self._wanted(src.index):  # made ahead on the background thread
                 pixels = (up.take(src.index) if up.started(src.index)
                           else up.canvas(src.pixels, gray=self._gray_background(src)))
+            elif p.items and self._by_region(src):
+                out = self._paste_regions(p)
+                p.items = []  # pasted
             elif p.items:
                 pixels = np.array(src.pixels, copy=True)
                 boxes = [] if self.face_stream.turns == 0 else None
@@ -380,6 +406,44 @@ class Restorer:
                     pixels, tuple(boxes))
             self.frames_done += 1
             yield src, out
+
+    def _by_region(self, frame: Frame) -> bool:
+        """Whether a frame's faces are cut from and pasted into exact boxes of its picture
+        alone (:meth:`Frame.region`; it is then never converted whole): at the source's size,
+        stored upright, its whole pixels not converted yet."""
+        return frame.regions and self.face_stream.turns == 0 and not self.upscaler.active
+
+    def _paste_regions(self, p: _Pending) -> Frame:
+        """The frame with its restored faces pasted into exact boxes of its picture (the
+        faces' own, each grown as the writer converts it back; overlapping ones joined):
+        the same pixels as pasting into the whole converted picture."""
+        src = p.source.frame
+        w, h = src.size
+        faces = [it.restored for it in p.items if it.restored is not None]
+        masks = self.masker.masks(faces, [it.track_id for it in p.items])
+        weight = {f.track_id: f.weight for f in p.source.faces}
+        pastes = []
+        for it, face, mask in zip(p.items, faces, masks, strict=True):
+            blend = self._blend(it.track_id) * weight.get(it.track_id, 1.0)
+            m = mask if blend == 1 else mask * blend
+            box = paste_box(m, it.affine, w, h)
+            grown = None if box is None else grown_box(box, src.source)
+            if grown is not None:
+                pastes.append((grown, face, m, it.affine))
+            it.restored = None
+        canvases: list[tuple[Box, np.ndarray, bool]] = []
+        for box in _joined([g for g, *_ in pastes]):
+            canvases.append((box, _exact_box(src, box, p.regions), False))
+        for grown, face, m, affine in pastes:
+            k = next(i for i, (b, _, _) in enumerate(canvases) if _inside(grown, b))
+            box, canvas, _ = canvases[k]
+            if paste_face(canvas, face, m, affine, gray=p.gray, origin=box[:2],
+                          frame_size=(w, h)) is not None:
+                canvases[k] = (box, canvas, True)
+        patches: tuple[Patch, ...] = tuple(
+            (box[0], box[1], canvas) for box, canvas, changed in canvases if changed)
+        p.regions = []
+        return src.with_patches(patches) if patches else src
 
     def _start_canvases(self) -> None:
         """Start the output pictures of the next pending frames (up to two model batches),
@@ -419,3 +483,62 @@ class Restorer:
 def _face_scale(affine: np.ndarray) -> float:
     """Aligned-face pixels per output pixel (below 1: the face is larger than 512 px)."""
     return float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
+
+
+def _sampled_box(affine: np.ndarray, width: int, height: int) -> Box | None:
+    """The box of a ``width`` x ``height`` frame that the aligned crop of ``affine`` samples,
+    grown to hold the box its paste-back may change as the writer converts it back (the mask's
+    support with the paste's and the writer's margins), so one exact conversion serves both;
+    None when it samples none of the frame."""
+    inv = cv2.invertAffineTransform(np.asarray(affine, np.float64))
+    side = FACE_SIZE
+    corners = np.array([[0, 0, 1], [side, 0, 1], [0, side, 1], [side, side, 1]], np.float64)
+    pts = corners @ inv.T
+    # the paste's margin is 16 mask pixels, a frame pixel or more each (a face shrunk a lot
+    # is first shrunk by area averaging, to at most two face pixels a frame pixel)
+    reach = int(np.ceil(16 / min(affine_scale(affine), 1.0))) + PATCH_MARGIN + 2
+    x0 = max(int(np.floor(pts[:, 0].min())) - reach, 0)
+    y0 = max(int(np.floor(pts[:, 1].min())) - reach, 0)
+    x1 = min(int(np.ceil(pts[:, 0].max())) + reach, width)
+    y1 = min(int(np.ceil(pts[:, 1].max())) + reach, height)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _shifted(affine: np.ndarray, box: Box) -> np.ndarray:
+    """``affine`` (frame -> face) for the pixels of ``box`` of the frame."""
+    out = np.asarray(affine, np.float64).copy()
+    out[:, 2] += out[:, :2] @ np.array([box[0], box[1]], np.float64)
+    return out
+
+
+def _inside(a: Box, b: Box) -> bool:
+    return b[0] <= a[0] and b[1] <= a[1] and a[2] <= b[2] and a[3] <= b[3]
+
+
+def _joined(boxes: list[Box]) -> list[Box]:
+    """``boxes`` with each set of overlapping ones replaced by their bounding box, until none
+    overlap."""
+    out = list(boxes)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    out[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out
+
+
+def _exact_box(frame: Frame, box: Box, cut: list[tuple[Box, np.ndarray]]) -> np.ndarray:
+    """A new array of the exact RGB of ``box`` of ``frame``: from a box already converted for
+    the crops where one holds it, else converted now."""
+    for (x0, y0, x1, y1), part in cut:
+        if _inside(box, (x0, y0, x1, y1)):
+            return np.array(part[box[1] - y0:box[3] - y0, box[0] - x0:box[2] - x0])
+    return frame.region(box)

@@ -120,7 +120,7 @@ def preview_video(
         if made:  # runs after the staged pictures are discarded (exit callbacks run LIFO)
             stack.callback(_remove_if_empty, out)
         stack.push(discard_on_error(staged))
-        reader = stack.enter_context(VideoReader(src, fps=fps))
+        reader = stack.enter_context(VideoReader(src, fps=fps, lazy_rgb=True))
         info = reader.info
         chosen = _chosen(info, count, at)
         names = {i: _names(out, i) for i in chosen}

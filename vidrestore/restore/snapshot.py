@@ -144,6 +144,8 @@ class _Writer:
             fmt, width, height, rows = picture_state(f.source)
             out["source"] = {"format": fmt, "width": width, "height": height,
                              "planes": [self.array(r) for r in rows]}
+            if f.has_analysis:  # the faces were found in these: a resumed run must be too
+                out["analysis"] = self.array(f.analysis)
         return out
 
 
@@ -241,7 +243,12 @@ class _Reader:
             [self.array(k) for k in src["planes"]])
         if picture is not None and (picture[1], picture[2]) != (pixels.shape[1], pixels.shape[0]):
             raise ValueError("a frame's picture and pixels differ in size")
-        return rebuild_frame(int(t["index"]), int(t["pts"]), tb, pixels, picture)
+        analysis = None
+        if picture is not None and "analysis" in t:
+            analysis = self.array(t["analysis"]).copy()
+            if analysis.shape != pixels.shape or analysis.dtype != pixels.dtype:
+                raise ValueError("a frame's analysis pixels and pixels differ in size")
+        return rebuild_frame(int(t["index"]), int(t["pts"]), tb, pixels, picture, analysis)
 
     def _object(self, t: dict[str, Any], n: int) -> Any:
         kind = t["kind"]
