@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import av
-import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from ..errors import OutputError, StreamCopyError, UsageError
@@ -42,7 +41,7 @@ from .color import (
     output_range,
     rgb_frame,
 )
-from .frame import Frame
+from .frame import Frame, patch_box
 from .patch import on_chroma_grid, patch_picture, patch_with, patchable
 from .paths import AtomicOutput, check_output
 from .probe import VideoInfo
@@ -165,7 +164,7 @@ class Encoder:
                 return src
             patches = frame.patches
             if patches is not None and patchable(src, self._convert) and all(
-                    on_chroma_grid(_box_of(p), src) for p in patches):
+                    on_chroma_grid(patch_box(p), src) for p in patches):
                 # the boxes alone exist in RGB (Frame.with_patches): they are what changed
                 return patch_with(src, patches, self._convert, self._to_yuv_boxes)
             patched = patch_picture(src, frame.pixels, frame.changed, self._convert,
@@ -294,7 +293,3 @@ def _field_marker(info: VideoInfo, pix_fmt: str) -> Any:
     graph.configure()
     return graph
 
-
-def _box_of(patch: tuple[int, int, np.ndarray]) -> tuple[int, int, int, int]:
-    x0, y0, rgb = patch
-    return x0, y0, x0 + rgb.shape[1], y0 + rgb.shape[0]

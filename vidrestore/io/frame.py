@@ -100,10 +100,10 @@ class Frame:
             assert convert is not None  # kept until the deferred pixels exist
             pixels = convert(self.source)
             _check(pixels)
-            if self._patches and not pixels.flags.writeable:
-                pixels = np.array(pixels)
-            for x0, y0, patch in self._patches or ():
-                pixels[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+            if self._patches:
+                if not pixels.flags.writeable:
+                    pixels = np.array(pixels)
+                _overlay(pixels, self._patches)
             object.__setattr__(self, "_pixels", pixels)
             object.__setattr__(self, "_convert", None)
             object.__setattr__(self, "_region", None)
@@ -129,14 +129,14 @@ class Frame:
     @property
     def regions(self) -> bool:
         """Whether :meth:`region` converts boxes alone (the whole picture is not converted)."""
-        return self._pixels is None and self._region is not None
+        return self._region is not None  # dropped once the whole picture is
 
     def region(self, box: Box) -> np.ndarray:
         """A new array of the RGB pixels of ``box`` (``x0, y0, x1, y1``, end exclusive, inside
         the frame): the same values as that box of :attr:`pixels`."""
         x0, y0, x1, y1 = box
         convert = self._region
-        if self._pixels is None and convert is not None:
+        if convert is not None:
             part = convert(self.source, box)
             _check(part)
             return part
@@ -177,15 +177,25 @@ class Frame:
         """The same frame with the RGB ``patches`` ``(x0, y0, rgb)`` (disjoint, made from
         :meth:`region`) written over it, the source picture kept for the rest. Its
         :attr:`pixels` are converted only when asked for; a writer converts the patches alone."""
-        boxes = tuple((x0, y0, x0 + p.shape[1], y0 + p.shape[0]) for x0, y0, p in patches)
+        boxes = tuple(patch_box(p) for p in patches)
         if self._pixels is not None or self.source is None or self._convert is None \
                 or self.changed is not None:
             pixels = np.array(self.pixels)
-            for x0, y0, p in patches:
-                pixels[y0:y0 + p.shape[0], x0:x0 + p.shape[1]] = p
+            _overlay(pixels, patches)
             return self.patched(pixels, boxes)
         return Frame(self.index, self.pts, self.time_base, source=self.source,
                      convert=self._convert, changed=boxes, patches=patches)
+
+
+def patch_box(patch: Patch) -> Box:
+    """The box ``(x0, y0, x1, y1)`` a patch ``(x0, y0, rgb)`` covers."""
+    x0, y0, rgb = patch
+    return x0, y0, x0 + rgb.shape[1], y0 + rgb.shape[0]
+
+
+def _overlay(pixels: np.ndarray, patches: tuple[Patch, ...]) -> None:
+    for x0, y0, rgb in patches:
+        pixels[y0:y0 + rgb.shape[0], x0:x0 + rgb.shape[1]] = rgb
 
 
 def _check(p: np.ndarray) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .color import rgb_frame
-from .frame import plane_bytes
+from .frame import Box, Patch, plane_bytes
 
 PLANAR_YUV: dict[str, tuple[int, int, int]] = {
     "yuv420p": (1, 1, 1), "yuvj420p": (1, 1, 1), "yuv422p": (1, 0, 1), "yuvj422p": (1, 0, 1),
@@ -32,19 +32,21 @@ bytes per sample."""
 MARGIN = 8
 """Unchanged pixels converted around each box (chroma filter support, with room to spare)."""
 
-Box = tuple[int, int, int, int]
+
+def whole_chroma(picture: Any) -> bool:
+    """Whether ``picture`` is in one of :data:`PLANAR_YUV` and its size a whole number of
+    chroma samples: else the whole picture's conversion places chroma on a grid a box's
+    conversion would not match."""
+    shifts = PLANAR_YUV.get(picture.format.name)
+    if shifts is None:
+        return False
+    return not (picture.width % (1 << shifts[0]) or picture.height % (1 << shifts[1]))
 
 
 def patchable(picture: Any, convert: dict[str, Any]) -> bool:
     """Whether boxes of ``picture`` can be converted back alone with ``convert``
-    (``VideoFrame.reformat`` arguments): its format is one of :data:`PLANAR_YUV`, the one
-    ``convert`` makes, and its size a whole number of chroma samples (else the whole frame's
-    conversion places chroma on a grid a box's conversion would not match)."""
-    fmt = picture.format.name
-    if fmt not in PLANAR_YUV or convert.get("format") != fmt:
-        return False
-    sx, sy, _ = PLANAR_YUV[fmt]
-    return not (picture.width % (1 << sx) or picture.height % (1 << sy))
+    (``VideoFrame.reformat`` arguments into the picture's own format): :func:`whole_chroma`."""
+    return convert.get("format") == picture.format.name and whole_chroma(picture)
 
 
 def grown_box(box: Box, picture: Any) -> Box | None:
@@ -85,7 +87,7 @@ def patch_picture(picture: Any, pixels: np.ndarray, boxes: Sequence[Box],
     return patch_with(picture, patches, convert, reformatter)
 
 
-def patch_with(picture: Any, patches: Sequence[tuple[int, int, np.ndarray]],
+def patch_with(picture: Any, patches: Sequence[Patch],
                convert: dict[str, Any], reformatter: VideoReformatter) -> Any:
     """A copy of ``picture`` (a :func:`patchable` one) with each patch ``(x0, y0, rgb)`` (on
     whole chroma samples) converted with ``convert`` and written over it."""

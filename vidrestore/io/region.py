@@ -1,7 +1,7 @@
 """Exact RGB of a box of a decoded picture, without converting the whole picture.
 
 A restored frame changes only around its faces, so only those boxes need the exact (and
-costly: about 10 ms a 1080p frame) YUV -> RGB conversion; the face stream finds and follows
+costly: 6-10 ms a 1080p frame) YUV -> RGB conversion; the face stream finds and follows
 faces in a fast conversion of the whole picture. A box is cut out of the decoded picture by
 FFmpeg's ``crop`` filter, which moves the planes' pointers and keeps the picture's properties
 (the chroma siting among them: a copy of the samples into a new picture loses it, and swscale
@@ -22,18 +22,8 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .color import EXACT_RGB
-
-Box = tuple[int, int, int, int]
-
-REGION_FORMATS: dict[str, tuple[int, int]] = {
-    "yuv420p": (1, 1), "yuvj420p": (1, 1), "yuv422p": (1, 0), "yuvj422p": (1, 0),
-    "yuv444p": (0, 0), "yuvj444p": (0, 0),
-}
-"""8-bit planar formats whose boxes convert exactly: log2 of the chroma subsampling across and
-down."""
-
-MARGIN = 8
-"""Pixels converted around a box and dropped (chroma filter support, with room to spare)."""
+from .frame import Box
+from .patch import PLANAR_YUV, grown_box, whole_chroma
 
 STEP = 32
 """Crop sizes are rounded up to this, so a face's boxes of the next frames reuse one filter."""
@@ -42,12 +32,9 @@ _GRAPHS = 16  # crop filters kept (a few faces, a few sizes each)
 
 
 def supports_regions(picture: Any) -> bool:
-    """Whether :class:`PictureRegions` converts boxes of ``picture`` exactly (an odd size's
-    chroma is resampled unevenly: the whole picture's way only)."""
-    shifts = REGION_FORMATS.get(picture.format.name)
-    if shifts is None:
-        return False
-    return picture.width % (1 << shifts[0]) == 0 and picture.height % (1 << shifts[1]) == 0
+    """Whether :class:`PictureRegions` converts boxes of ``picture`` exactly: 8-bit planar YUV
+    of a :func:`~vidrestore.io.patch.whole_chroma` size."""
+    return whole_chroma(picture) and PLANAR_YUV[picture.format.name][2] == 1
 
 
 class PictureRegions:
@@ -66,9 +53,11 @@ class PictureRegions:
         w, h = picture.width, picture.height
         if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
             raise ValueError(f"box {box} is not inside the {w}x{h} picture")
-        sx, sy = REGION_FORMATS[picture.format.name]
-        cx0, cx1 = _span(x0, x1, w, sx)
-        cy0, cy1 = _span(y0, y1, h, sy)
+        # grown as the writer grows a box it converts back (the chroma filter's support)
+        grown = grown_box(box, picture)
+        assert grown is not None  # the box is inside
+        cx0, cx1 = _stepped(grown[0], grown[2], w)
+        cy0, cy1 = _stepped(grown[1], grown[3], h)
         with self._lock:
             graph, crop = self._graph(picture, cx1 - cx0, cy1 - cy0)
             crop.process_command("x", str(cx0))
@@ -101,13 +90,9 @@ class PictureRegions:
         return graph, crop
 
 
-def _span(lo: int, hi: int, size: int, shift: int) -> tuple[int, int]:
-    """``[lo, hi)`` grown by :data:`MARGIN`, out to whole chroma samples, its length rounded up
-    to :data:`STEP` (moved back inside ``[0, size)`` where that would pass the edge; ``size``
-    is a whole number of chroma samples)."""
-    unit = 1 << shift
-    a = max(0, lo - MARGIN) // unit * unit
-    b = min(size, -(-(hi + MARGIN) // unit) * unit)
-    length = min(-(-(b - a) // STEP) * STEP, size)
-    a = min(a, size - length)
-    return a, a + length
+def _stepped(lo: int, hi: int, size: int) -> tuple[int, int]:
+    """``[lo, hi)`` (on whole chroma samples of a ``size`` that is too) with its length rounded
+    up to :data:`STEP`, moved back inside ``[0, size)`` where that would pass the edge."""
+    length = min(-(-(hi - lo) // STEP) * STEP, size)
+    lo = min(lo, size - length)
+    return lo, lo + length

@@ -370,42 +370,51 @@ class Restorer:
             if up.active:  # keep the next frames' backgrounds going while this one is pasted
                 self._start_canvases()
             src = p.source.frame
-            out = src
-            pixels: np.ndarray | None = None
-            boxes: list[tuple[int, int, int, int]] | None = None  # where the source's changed
-            if up.active and self._wanted(src.index):  # made ahead on the background thread
-                pixels = (up.take(src.index) if up.started(src.index)
-                          else up.canvas(src.pixels, gray=self._gray_background(src)))
-            elif p.items and self._by_region(src):
-                out = self._paste_regions(p)
-                p.items = []  # pasted
-            elif p.items:
-                pixels = np.array(src.pixels, copy=True)
-                boxes = [] if self.face_stream.turns == 0 else None
-            if p.items:
-                assert pixels is not None
-                shown = upright_view(pixels, self.face_stream.turns)  # pastes write `pixels`
-                faces = [it.restored for it in p.items if it.restored is not None]
-                masks = self.masker.masks(faces, [it.track_id for it in p.items])
-                # a face's weight fades restoration out and in (profiles, failed landmarks)
-                weight = {f.track_id: f.weight for f in p.source.faces}
-                for it, face, mask in zip(p.items, faces, masks, strict=True):
-                    blend = self._blend(it.track_id) * weight.get(it.track_id, 1.0)
-                    affine = it.affine
-                    if up.scale != 1:
-                        affine = output_affine(affine, up.scale)
-                    if up.face_upsample and _face_scale(affine) < 1.0:
-                        face, mask, affine = self._upsampled(face, mask, affine)
-                    box = paste_face(shown, face, mask if blend == 1 else mask * blend,
-                                     affine, gray=p.gray)
-                    if boxes is not None and box is not None:
-                        boxes.append(box)
-                    it.restored = None
-            if pixels is not None:
-                out = src.with_pixels(pixels) if boxes is None else src.patched(
-                    pixels, tuple(boxes))
+            out = (self._paste_regions(p) if p.items and self._by_region(src)
+                   else self._paste_whole(p))
             self.frames_done += 1
             yield src, out
+
+    def _paste_whole(self, p: _Pending) -> Frame:
+        """The frame with its restored faces pasted into its whole picture (at the output's
+        size: the background upscaler's, when it runs)."""
+        up = self.upscaler
+        src = p.source.frame
+        pixels: np.ndarray | None = None
+        boxes: list[Box] | None = None  # where the source's picture changed
+        if up.active and self._wanted(src.index):  # made ahead on the background thread
+            pixels = (up.take(src.index) if up.started(src.index)
+                      else up.canvas(src.pixels, gray=self._gray_background(src)))
+        elif p.items:
+            pixels = np.array(src.pixels, copy=True)
+            boxes = [] if self.face_stream.turns == 0 else None
+        if pixels is None:
+            return src
+        shown = upright_view(pixels, self.face_stream.turns)  # pastes write `pixels`
+        for it, face, mask in self._blended(p):
+            affine = it.affine
+            if up.scale != 1:
+                affine = output_affine(affine, up.scale)
+            if up.face_upsample and affine_scale(affine) < 1.0:
+                face, mask, affine = self._upsampled(face, mask, affine)
+            box = paste_face(shown, face, mask, affine, gray=p.gray)
+            if boxes is not None and box is not None:
+                boxes.append(box)
+        return src.with_pixels(pixels) if boxes is None else src.patched(pixels, tuple(boxes))
+
+    def _blended(self, p: _Pending) -> list[tuple[FaceItem, np.ndarray, np.ndarray]]:
+        """Each face item with its restored face and its mask times its blend (the track's
+        ``blend`` and the face's weight, which fades restoration out and in: profiles, failed
+        landmarks); the items let go of their faces."""
+        faces = [it.restored for it in p.items if it.restored is not None]
+        masks = self.masker.masks(faces, [it.track_id for it in p.items])
+        weight = {f.track_id: f.weight for f in p.source.faces}
+        out = []
+        for it, face, mask in zip(p.items, faces, masks, strict=True):
+            blend = self._blend(it.track_id) * weight.get(it.track_id, 1.0)
+            out.append((it, face, mask if blend == 1 else mask * blend))
+            it.restored = None
+        return out
 
     def _by_region(self, frame: Frame) -> bool:
         """Whether a frame's faces are cut from and pasted into exact boxes of its picture
@@ -419,30 +428,24 @@ class Restorer:
         the same pixels as pasting into the whole converted picture."""
         src = p.source.frame
         w, h = src.size
-        faces = [it.restored for it in p.items if it.restored is not None]
-        masks = self.masker.masks(faces, [it.track_id for it in p.items])
-        weight = {f.track_id: f.weight for f in p.source.faces}
         pastes = []
-        for it, face, mask in zip(p.items, faces, masks, strict=True):
-            blend = self._blend(it.track_id) * weight.get(it.track_id, 1.0)
-            m = mask if blend == 1 else mask * blend
-            box = paste_box(m, it.affine, w, h)
+        for it, face, mask in self._blended(p):
+            box = paste_box(mask, it.affine, w, h)
             grown = None if box is None else grown_box(box, src.source)
             if grown is not None:
-                pastes.append((grown, face, m, it.affine))
-            it.restored = None
-        canvases: list[tuple[Box, np.ndarray, bool]] = []
-        for box in _joined([g for g, *_ in pastes]):
-            canvases.append((box, _exact_box(src, box, p.regions), False))
-        for grown, face, m, affine in pastes:
-            k = next(i for i, (b, _, _) in enumerate(canvases) if _inside(grown, b))
-            box, canvas, _ = canvases[k]
-            if paste_face(canvas, face, m, affine, gray=p.gray, origin=box[:2],
+                pastes.append((grown, face, mask, it.affine))
+        canvases = [(box, _exact_box(src, box, p.regions))
+                    for box in _joined([g for g, *_ in pastes])]
+        changed = [False] * len(canvases)
+        for grown, face, mask, affine in pastes:
+            k = next(i for i, (b, _) in enumerate(canvases) if _inside(grown, b))
+            box, canvas = canvases[k]
+            if paste_face(canvas, face, mask, affine, gray=p.gray, origin=box[:2],
                           frame_size=(w, h)) is not None:
-                canvases[k] = (box, canvas, True)
+                changed[k] = True
         patches: tuple[Patch, ...] = tuple(
-            (box[0], box[1], canvas) for box, canvas, changed in canvases if changed)
-        p.regions = []
+            (box[0], box[1], canvas) for (box, canvas), c in zip(canvases, changed, strict=True)
+            if c)
         return src.with_patches(patches) if patches else src
 
     def _start_canvases(self) -> None:
@@ -480,11 +483,6 @@ class Restorer:
                 scaled_affine(affine, side / face.shape[0]))
 
 
-def _face_scale(affine: np.ndarray) -> float:
-    """Aligned-face pixels per output pixel (below 1: the face is larger than 512 px)."""
-    return float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))
-
-
 def _sampled_box(affine: np.ndarray, width: int, height: int) -> Box | None:
     """The box of a ``width`` x ``height`` frame that the aligned crop of ``affine`` samples,
     grown to hold the box its paste-back may change as the writer converts it back (the mask's
@@ -516,23 +514,18 @@ def _inside(a: Box, b: Box) -> bool:
 
 
 def _joined(boxes: list[Box]) -> list[Box]:
-    """``boxes`` with each set of overlapping ones replaced by their bounding box, until none
-    overlap."""
-    out = list(boxes)
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(out)):
-            for j in range(i + 1, len(out)):
-                a, b = out[i], out[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    out[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del out[j]
-                    merged = True
-                    break
-            if merged:
-                break
+    """``boxes`` with each set of overlapping ones replaced by their bounding box."""
+    out: list[Box] = []  # never overlapping
+    for box in boxes:
+        while (k := next((i for i, o in enumerate(out) if _overlap(o, box)), None)) is not None:
+            o = out.pop(k)
+            box = (min(o[0], box[0]), min(o[1], box[1]), max(o[2], box[2]), max(o[3], box[3]))
+        out.append(box)
     return out
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _exact_box(frame: Frame, box: Box, cut: list[tuple[Box, np.ndarray]]) -> np.ndarray:
