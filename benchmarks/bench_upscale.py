@@ -31,8 +31,6 @@ import cv2
 import numpy as np
 import torch
 
-from vidrestore.heap import steady_heap
-
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 DEFAULT_PICTURE = SHARED / "media" / "gfp_whole_00.jpg"
@@ -203,7 +201,6 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=50)
     p.add_argument("--codec", default="h264")
     args = p.parse_args()
-    steady_heap()  # as the command line does
     if args.model is None:
         args.model = list(DEFAULT_MODELS)
     with tempfile.TemporaryDirectory() as d:
