@@ -48,6 +48,11 @@ def test_a_new_frame_reuses_the_memory_of_a_freed_one() -> None:
     assert _faults_per_page() < 0.05
 
 
-def test_frames_mapped_on_their_own_fault_every_page_in() -> None:
-    # the control: what the reuse saves, and why the settings above were changed
-    assert _faults_per_page("mapped") > 0.4
+def test_frames_mapped_on_their_own_fault_many_more_pages_in() -> None:
+    # the control: what the reuse saves, and why the settings above were changed. How many
+    # pages a fresh mapping faults in depends on the kernel (fault-around, transparent huge
+    # pages), so the control compares the two settings on this machine rather than a fixed count.
+    mapped = _faults_per_page("mapped")
+    reused = _faults_per_page()
+    assert mapped > 0.1
+    assert reused < mapped / 4
