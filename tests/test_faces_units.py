@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from fractions import Fraction
 
 import cv2
@@ -17,6 +18,7 @@ from vidrestore.faces.cuts import CutDetector
 from vidrestore.faces.draw import draw_faces, track_colour
 from vidrestore.faces.metrics import identity_score, jitter, lag, path_error
 from vidrestore.faces.records import Detection, FrameFaces, TrackedFace, box_iou
+from vidrestore.faces.register import Registration
 from vidrestore.faces.report import (
     ReportCollector,
     TrackReport,
@@ -143,6 +145,46 @@ def smooth_offline(raw, scores, lookahead=12, **kw) -> np.ndarray:
             assert sm.last_frame - sm.first <= lookahead + sm.history
     out += [sm.smoothed(t) for t in range(max(0, len(raw) - lookahead), len(raw))]
     return np.array(out)
+
+
+def test_an_interruption_while_smoothing_reaches_the_caller() -> None:
+    """SIGTERM is raised in the main thread (and Ctrl-C is a KeyboardInterrupt): wherever it
+    lands in the smoother's linear algebra it must reach the caller, never be swallowed into a
+    NaN state that fails the run later on NaN boxes."""
+
+    class Stop(BaseException):
+        pass
+
+    armed, delivered, caught = False, 0, 0
+
+    def interrupt(signum: int, frame: object) -> None:
+        nonlocal armed, delivered
+        if armed:
+            armed, delivered = False, delivered + 1
+            raise Stop
+
+    truth = trajectory(400, "sway")
+    rng = np.random.default_rng(5)
+    raw = truth + rng.normal(0, 1.0, truth.shape)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.0013, 0.0013)
+    try:
+        for _ in range(60):
+            sm = LandmarkSmoother(0)
+            try:
+                armed = True
+                for t in range(len(raw)):
+                    sm.step(raw[t], 0.9, Registration(truth[t], 0.95, t == 0))
+                armed = False
+            except Stop:
+                caught += 1
+            for t in range(sm.first, sm.last_frame + 1):  # what was stored is sound
+                assert np.isfinite(sm.filtered(t)).all()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert delivered >= 30
+    assert caught == delivered
 
 
 @pytest.mark.parametrize("kind", ["sway", "pan"])

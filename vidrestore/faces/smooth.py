@@ -40,7 +40,6 @@ from dataclasses import dataclass
 import numpy as np
 from filterpy.kalman import predict as kf_predict
 from filterpy.kalman import rts_smoother
-from filterpy.kalman import update as kf_update
 
 from .align import TEMPLATE_512
 from .register import Registration
@@ -384,8 +383,8 @@ class LandmarkSmoother:
         r = sigma**2 / 5
         # innovation and its variance (the same for all four values), for maneuver detection
         self._innovations.append((pose - self._x[:4, 0], float(self._p[0, 0]) + r))
-        self._x, self._p = kf_update(self._x, self._p, pose[:, None], _I4 * r, _DETECTED_H)
-        self._s, self._sp = kf_update(
+        self._x, self._p = _kf_update(self._x, self._p, pose[:, None], _I4 * r, _DETECTED_H)
+        self._s, self._sp = _kf_update(
             self._s, self._sp, shape[:, None], _I10 * (sigma / scale) ** 2, _I10
         )
 
@@ -403,13 +402,28 @@ class LandmarkSmoother:
             self._p[8:, :] = 0.0
             self._p[:, 8:] = 0.0
             self._p[8:, 8:] = _I4 * (scale * _RADIUS) ** 2
-        self._x, self._p = kf_update(self._x, self._p, pose[:, None], noise, _REGISTERED_H)
+        self._x, self._p = _kf_update(self._x, self._p, pose[:, None], noise, _REGISTERED_H)
 
     def _index(self, frame: int) -> int:
         i = frame - self.first
         if not 0 <= i < len(self._xs):
             raise IndexError(f"frame {frame} is not stored (have {self.first}..{self.last_frame})")
         return i
+
+
+def _kf_update(x: np.ndarray, p: np.ndarray, z: np.ndarray, r: np.ndarray,
+              h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Kalman update, as filterpy's ``update`` computes it (Joseph form), for a vector
+    measurement ``z`` with noise ``r``.
+
+    filterpy's own wraps the inversion in a bare ``except:`` that falls back to an elementwise
+    ``1 / S``: an interruption landing there (Ctrl-C, or SIGTERM raised in the main thread) is
+    swallowed and the state turns to NaN, so the run fails on NaN boxes instead of stopping.
+    """
+    ph = p @ h.T
+    k = np.linalg.solve(h @ ph + r, ph.T).T  # P H' S^-1 (S symmetric)
+    i_kh = np.eye(len(x)) - k @ h
+    return x + k @ (z - h @ x), i_kh @ p @ i_kh.T + k @ r @ k.T
 
 
 def _compose_many(pose: np.ndarray, shape: np.ndarray) -> np.ndarray:
