@@ -35,9 +35,9 @@ import torch
 
 from vidrestore.models import CodeFormer, RestorerDescriptor, precision
 from vidrestore.models.runtime import CPU_RUNTIMES, GraphCache, RuntimeNetwork
-from vidrestore.models.runtime.backends import installed
-from vidrestore.models.runtime.backends import version as runtime_version
 from vidrestore.models.stages import NetworkStages
+from vidrestore.runtimes import installed
+from vidrestore.runtimes import version as runtime_version
 from vidrestore.testing.weights import synthetic_codeformer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 from synth import load_rgb, write_clip
 
+from vidrestore import runtimes
 from vidrestore.cli import cli
 from vidrestore.errors import CheckpointError, OutputError, UsageError, WeightsError
 from vidrestore.faces import FaceOptions, FaceStream, FrameFaces, create_detector
@@ -35,6 +36,7 @@ from vidrestore.faces.detectors import (
 from vidrestore.faces.metrics import identity_score, path_error
 from vidrestore.faces.register import FaceRegistrar
 from vidrestore.io.frame import Frame
+from vidrestore.io.reader import VideoReader
 from vidrestore.testing.scenes import Actor, Motion, Scene, Sprite, render, sprites_from_photo
 
 
@@ -89,6 +91,51 @@ def test_yunet_finds_every_face_of_real_photos(media_dir, yunet_path, name, coun
         x1, y1, x2, y2 = d.box
         assert ((d.landmarks >= (x1, y1)) & (d.landmarks <= (x2, y2))).all()
         assert 0.7 <= d.score <= 1.0
+
+
+@pytest.mark.skipif(not runtimes.installed("onnxruntime"), reason="needs onnxruntime")
+def test_yunet_in_onnx_runtime_finds_what_opencv_finds(media_dir, yunet_path, tmp_path) -> None:
+    """The ONNX Runtime engine (``auto``'s choice where installed) repeats OpenCV's padding,
+    decoding and NMS: the same faces, scores and landmarks on real pictures and video frames,
+    at several input sizes (not multiples of 32, dithered)."""
+    opencv = YuNetDetector(yunet_path, engine="opencv")
+    ort = YuNetDetector(yunet_path, engine="onnxruntime")
+    assert YuNetDetector(yunet_path).engine == "onnxruntime"
+    pictures = [load_rgb(media_dir / n) for n in ("fr_two_people.jpg", "insightface_t1.jpg",
+                                                  "gfp_whole_00.jpg")]
+    with VideoReader(media_dir / "lp_s13.mp4") as reader:
+        pictures += [f.pixels for f in reader if f.index % 25 == 0]
+    found = 0
+    for k, picture in enumerate(pictures):
+        for size, shift in ((640, None), (500, dither_shift(k)), (333, None)):
+            opencv.detect_size = ort.detect_size = size
+            shifts = None if shift is None else [shift]
+            a, b = opencv.detect([picture], shifts)[0], ort.detect([picture], shifts)[0]
+            assert len(a) == len(b), (k, size)
+            for x, y in zip(sorted(a, key=lambda d: -d.score), sorted(b, key=lambda d: -d.score),
+                            strict=True):
+                assert abs(x.score - y.score) < 1e-4
+                assert np.abs(x.box - y.box).max() < 0.01
+                assert np.abs(x.landmarks - y.landmarks).max() < 0.01
+            found += len(a)
+    assert found >= 30
+    # a file that is not YuNet is refused by name with either engine: not ONNX at all, or
+    # another network's graph
+    import onnx
+    from onnx import TensorProto, helper
+
+    junk, other = tmp_path / "junk.onnx", tmp_path / "other.onnx"
+    junk.write_bytes(b"not a model")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["output"])], "other",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 32, 32])])
+    onnx.save(helper.make_model(graph), str(other))
+    for engine in ("opencv", "onnxruntime"):
+        with pytest.raises(CheckpointError, match=r"junk\.onnx: not a YuNet ONNX model"):
+            YuNetDetector(junk, engine=engine)
+    with pytest.raises(CheckpointError, match=r"other\.onnx: not a YuNet ONNX model \(outputs"):
+        YuNetDetector(other, engine="onnxruntime")
 
 
 def test_working_size_16_bit_and_dither_map_back_to_the_frame(photo, yunet_path, yunet) -> None:

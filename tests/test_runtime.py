@@ -40,10 +40,10 @@ from vidrestore.models.runtime import (
     preferred_runtime,
     resolve_runtime,
 )
-from vidrestore.models.runtime.backends import installed
 from vidrestore.restore.engine import FaceEngine, FaceItem
 from vidrestore.restore.options import RUNTIMES as OPTION_RUNTIMES
 from vidrestore.restore.options import RestoreOptions
+from vidrestore.runtimes import installed
 from vidrestore.testing.weights import synthetic_codeformer
 from vidrestore.weights import WeightStore
 

@@ -3,7 +3,8 @@ Runtime, about twice as fast as PyTorch at float32 on the CPU.
 
 - :mod:`.graphs`: the four graphs (encode, predict, decode, decode_plain) and their export;
 - :mod:`.cache`: graph files in the cache folder, named by hash, checked before use;
-- :mod:`.backends`: the two runtimes behind one ``run(arrays)`` interface;
+- :mod:`vidrestore.runtimes`: the two runtimes behind one ``run(arrays)`` interface (also what
+  runs the YuNet detector);
 - :mod:`.network`: :class:`RuntimeNetwork`, the stage interface over the graphs;
 - :mod:`.select`: what ``--runtime auto`` picks.
 

@@ -20,8 +20,8 @@ from dataclasses import asdict
 import torch
 from torch import Tensor
 
+from ... import runtimes
 from ..codeformer import CodeFormer, CodeFormerConfig, Encoded, check_input, fuses
-from . import backends
 from .cache import GraphCache, graph_key
 from .graphs import GRAPH_VERSION, OPSET, export_graph, graph_spec
 
@@ -66,7 +66,7 @@ class RuntimeNetwork:
         self.key = graph_key({
             "weights": weights_digest(self.module), "config": asdict(self.module.config),
             "graphs": GRAPH_VERSION, "opset": OPSET, "torch": torch.__version__})
-        self._graphs: dict[str, backends.Graph] = {}
+        self._graphs: dict[str, runtimes.Graph] = {}
         self._lock = threading.Lock()
         for name in ("encode", "predict"):
             self._graph(name)
@@ -121,14 +121,14 @@ class RuntimeNetwork:
         """The cache name of graph ``name`` of this network."""
         return f"{name}-{self.key}"
 
-    def _graph(self, name: str) -> backends.Graph:
+    def _graph(self, name: str) -> runtimes.Graph:
         with self._lock:
             graph = self._graphs.get(name)
             if graph is None:
                 bf16 = self.precision == torch.bfloat16 and name in BFLOAT16_GRAPHS
 
-                def load(model: bytes) -> backends.Graph:
-                    return backends.load(self.runtime, model, bfloat16=bf16,
+                def load(model: bytes) -> runtimes.Graph:
+                    return runtimes.load(self.runtime, model, bfloat16=bf16,
                                          threads=self.threads)
 
                 graph = self._graphs[name] = self.cache.fetch(

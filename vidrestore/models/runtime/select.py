@@ -19,10 +19,10 @@ import os
 
 import torch
 
+from ... import runtimes
 from ...errors import UsageError
 from ...restore.options import RUNTIMES as RUNTIMES
 from .. import precision
-from . import backends
 
 #: The CPU runtimes, in the order ``auto`` tries them.
 CPU_RUNTIMES = ("onnxruntime", "openvino")
@@ -45,9 +45,9 @@ def _problem(runtime: str, device: torch.device, dtype: torch.dtype) -> str | No
     """Why ``runtime`` cannot run the network on ``device`` in ``dtype`` (None: it can)."""
     if device.type != "cpu":
         return f"it runs on the CPU, not {device}"
-    if not backends.installed(runtime):
+    if not runtimes.installed(runtime):
         return (f"it is not installed (pip install 'vidrestore[{EXTRAS[runtime]}]', "
-                f"which brings {backends.PACKAGES[runtime]} and onnx)")
+                f"which brings {runtimes.PACKAGES[runtime]} and onnx)")
     if dtype not in supported_dtypes(runtime):
         name = str(dtype).removeprefix("torch.")
         if dtype == torch.bfloat16 and runtime == "openvino":
