@@ -412,8 +412,8 @@ def _rts_means(xs: np.ndarray, ps: np.ndarray, qs: np.ndarray) -> np.ndarray:
     """Rauch-Tung-Striebel smoothed means of the stored reduced states ``xs`` (J, 4, 10) given
     their filtered covariances ``ps`` and the noise ``qs`` of each one's transition to the next
     (J, 4, 4): the same means as filterpy's ``rts_smoother``, which also works out the smoothed
-    covariances (not used here) and inverts each gain on its own, at about twenty times the
-    cost; it runs for every face on every frame."""
+    covariances (not used here) and inverts each gain on its own, at about five times the
+    cost (40 frames); it runs for every face on every frame."""
     predicted = _F4 @ ps[:-1] @ _F4.T + qs[:-1]  # each transition's, as the forward pass had it
     gains = ps[:-1] @ _F4.T @ np.linalg.inv(predicted)
     # x_s[k] = x[k] + C[k] (x_s[k + 1] - F x[k]) = base[k] + C[k] x_s[k + 1]

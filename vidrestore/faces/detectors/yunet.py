@@ -94,15 +94,15 @@ class _OnnxYuNet:
     def __init__(self, path: Path, score: float, nms: float) -> None:
         import onnx
 
+        data = path.read_bytes()
         try:
-            model = onnx.load_model_from_string(path.read_bytes())
-            outputs = tuple(o.name for o in model.graph.output)
+            outputs = tuple(o.name for o in onnx.load_model_from_string(data).graph.output)
         except Exception as exc:  # onnx's parse errors have no common base
             raise CheckpointError(f"{path}: not a YuNet ONNX model ({exc})") from exc
         if outputs != _HEADS:
             raise CheckpointError(f"{path}: not a YuNet ONNX model (outputs {', '.join(outputs)}"
                                   f"; YuNet's are {', '.join(_HEADS)})")
-        self._graph = runtimes.load("onnxruntime", model.SerializeToString(), bfloat16=False,
+        self._graph = runtimes.load("onnxruntime", data, bfloat16=False,
                                     threads=max(1, cv2.getNumThreads()))
         self.score, self.nms = score, nms
         self._size = (0, 0)
