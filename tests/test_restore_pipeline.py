@@ -441,3 +441,42 @@ def test_ctrl_c_or_sigterm_leaves_no_output(tmp_path, ckpt, two_faces, mirror_en
     assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+_CONVERTING_COMMAND = r"""
+import os, signal, sys, time
+import click
+from vidrestore import cli
+from vidrestore.errors import VidrestoreError
+
+@click.command()
+@click.argument("into")
+def land(into):
+    # the stop lands in code that reports every error as another one
+    try:
+        os.kill(os.getpid(), int(os.environ["SIG"]))
+        time.sleep(30)
+    except BaseException:
+        if into == "import":  # onnxruntime's extension does this while it initialises
+            raise ImportError("initialization failed") from None
+        raise VidrestoreError("the file could not be read") from None
+
+sys.modules["landing"] = sys.modules[__name__]
+cli.COMMANDS["land"] = ("landing", "land")
+sys.argv = ["vidrestore", "land", sys.argv[1]]
+cli.main()
+"""
+
+
+@pytest.mark.parametrize("into", ["import", "error"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_turned_into_another_error_still_ends_by_its_signal(sig, into) -> None:
+    """Ctrl-C or SIGTERM landing in a library that turns it into another exception (an
+    ImportError, or an error the command would report as a failure) still ends the process by
+    the signal, with the one line that says so."""
+    r = subprocess.run([sys.executable, "-c", _CONVERTING_COMMAND, into], capture_output=True,
+                       text=True, env=dict(os.environ, SIG=str(int(sig))), cwd=REPO,
+                       timeout=120, preexec_fn=default_sigint)
+    assert r.returncode == -sig, r.stderr
+    said = "interrupted" if sig == signal.SIGINT else "stopped by SIGTERM"
+    assert r.stderr.strip() == f"vidrestore: {said}", r.stderr

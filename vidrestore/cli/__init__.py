@@ -50,16 +50,25 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except VidrestoreError as exc:
+            stops = (ctx.obj or {}).get("stops")
+            if stops is not None and stops.signum is not None:  # what the stop left behind
+                click.echo(f"vidrestore: {_said(stops.signum)}", err=True)
+                raise (_Interrupted() if stops.signum == signal.SIGINT
+                       else _Stopped(stops.signum)) from None
             if (ctx.obj or {}).get("verbose", 0) >= 2:
                 raise
             click.echo(f"vidrestore: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("vidrestore: interrupted", err=True)
+            click.echo(f"vidrestore: {_said(signal.SIGINT)}", err=True)
             raise _Interrupted from None
         except _Stopped as stop:
-            click.echo(f"vidrestore: stopped by {signal.Signals(stop.signum).name}", err=True)
+            click.echo(f"vidrestore: {_said(stop.signum)}", err=True)
             raise
+
+
+def _said(signum: int) -> str:
+    return "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
 
 
 class _Interrupted(Exception):
@@ -75,8 +84,29 @@ class _Stopped(BaseException):
         self.signum = signum
 
 
-def _raise_stopped(signum: int, frame: object) -> NoReturn:
-    raise _Stopped(signum)
+class _StopSignals:
+    """The handler of SIGINT, SIGTERM and SIGHUP: raises the stop in the main thread and
+    remembers it, since a library may turn the exception into another on its way up
+    (onnxruntime's extension, imported at that moment, reports any error as an ImportError):
+    the process still ends by the signal it was sent."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> NoReturn:
+        self.signum = signum
+        raise self.stopped()
+
+    def stopped(self) -> BaseException:
+        assert self.signum is not None
+        return KeyboardInterrupt() if self.signum == signal.SIGINT else _Stopped(self.signum)
+
+    def install(self) -> None:
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), self)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored
+            signal.signal(signal.SIGINT, self)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,11 +135,10 @@ def main() -> None:
     """Console-script entry point."""
     steady_heap()
     passive_waits()
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _raise_stopped)
+    stops = _StopSignals()
+    stops.install()
     try:
-        code = cli.main(prog_name="vidrestore", standalone_mode=False)
+        code = cli.main(prog_name="vidrestore", standalone_mode=False, obj={"stops": stops})
     except click.ClickException as exc:  # a bad option or argument: one line, like the rest
         click.echo(f"vidrestore: error: {exc.format_message()}{_help_hint(exc)}", err=True)
         sys.exit(exc.exit_code)
@@ -117,6 +146,12 @@ def main() -> None:
         _die_by(signal.SIGINT)
     except _Stopped as stop:
         _die_by(stop.signum)
+    except BaseException:
+        if stops.signum is None:
+            raise
+        # the stop, turned into another exception by the code it landed in
+        click.echo(f"vidrestore: {_said(stops.signum)}", err=True)
+        _die_by(stops.signum)
     sys.exit(code if isinstance(code, int) else 0)
 
 
