@@ -12,7 +12,13 @@ from synth import texture_crop as _crop
 from synth import tiny_checkpoint
 
 from vidrestore.models import CodeFormer, load_codeformer
-from vidrestore.restore.blend import is_gray, paste_face, template_mask
+from vidrestore.restore.blend import (
+    is_gray,
+    paste_box,
+    paste_face,
+    shrunk_for_paste,
+    template_mask,
+)
 from vidrestore.restore.engine import FaceEngine, FaceItem
 from vidrestore.restore.options import RestoreOptions
 from vidrestore.restore.temporal import RecurrentFilter, carry_probs, gaussian_weights
@@ -163,6 +169,27 @@ def test_paste_touches_only_the_masked_region() -> None:
     assert xs.min() >= 150 and xs.max() < 150 + 128 and ys.min() >= 100 and ys.max() < 100 + 128
     # centre of the face fully replaced by white
     assert (frame[100 + 70, 150 + 64] == 255).all()
+
+
+@pytest.mark.parametrize("scale", [1.3, 2.0, 2.7, 3.99, 4.0, 7.5])
+def test_a_face_shrunk_once_pastes_as_the_face_itself(scale: float) -> None:
+    """The region paste shrinks each face once for both its box and its paste: shrinking
+    again must change nothing, so the pixels are those of pasting the face as it came."""
+    rng = np.random.default_rng(1)
+    face = rng.random((512, 512, 3), dtype=np.float32)
+    mask = template_mask()
+    c, s_ = scale * np.cos(0.2), scale * np.sin(0.2)
+    affine = np.array([[c, -s_, -c * 90 + s_ * 60], [s_, c, -s_ * 90 - c * 60]])
+    once = shrunk_for_paste(face, mask, affine)
+    twice = shrunk_for_paste(*once)
+    assert all(np.array_equal(a, b) for a, b in zip(once, twice, strict=True))
+    assert once[1].shape[0] < 512 if scale >= 2 else once[1] is mask
+    frame = rng.integers(0, 256, (400, 500, 3), dtype=np.uint8)
+    direct, prepared = frame.copy(), frame.copy()
+    box = paste_face(direct, face, mask, affine)
+    assert box is not None and box == paste_box(*once[1:], 500, 400)
+    assert paste_face(prepared, *once) == box
+    assert np.array_equal(direct, prepared) and not np.array_equal(direct, frame)
 
 
 def test_paste_keeps_16_bit_and_gray() -> None:

@@ -86,10 +86,12 @@ def paste_region(affine: np.ndarray, mask: np.ndarray, frame_w: int, frame_h: in
     return Region(x0, y0, x1, y1, to_face)
 
 
-def _shrunk(face: np.ndarray | None, mask: np.ndarray, affine: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def shrunk_for_paste(face: np.ndarray | None, mask: np.ndarray, affine: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Face, mask and map as pasted: shrinking a face a lot with a bilinear warp aliases, so a
-    face at least twice the size it is pasted at is first shrunk by area averaging."""
+    face at least twice the size it is pasted at is first shrunk by area averaging. Applying
+    it again changes nothing (the map it returns shrinks less than twice), so a caller that
+    needs both :func:`paste_box` and :func:`paste_face` shrinks once and passes the result."""
     scale = float(np.sqrt(abs(np.linalg.det(affine[:, :2]))))  # face px per frame px
     affine = affine.astype(np.float64)
     if scale >= 2.0:
@@ -106,7 +108,7 @@ def paste_box(mask: np.ndarray, affine: np.ndarray, frame_w: int, frame_h: int
               ) -> tuple[int, int, int, int] | None:
     """The box ``(x0, y0, x1, y1)`` of a ``frame_w`` x ``frame_h`` frame that :func:`paste_face`
     of a face with this mask and map may change (None: none)."""
-    _, mask, affine = _shrunk(None, mask, affine)
+    _, mask, affine = shrunk_for_paste(None, mask, affine)
     region = paste_region(affine, mask, frame_w, frame_h)
     return None if region is None else (region.x0, region.y0, region.x1, region.y1)
 
@@ -128,7 +130,7 @@ def paste_face(pixels: np.ndarray, face: np.ndarray, mask: np.ndarray, affine: n
             the frame's, so the same face pastes to the same values either way.
     """
     w, h = frame_size or (pixels.shape[1], pixels.shape[0])
-    face, mask, affine = _shrunk(face, mask, affine)
+    face, mask, affine = shrunk_for_paste(face, mask, affine)
     region = paste_region(affine, mask, w, h)
     if region is None:
         return None

@@ -37,7 +37,7 @@ from ..models.placement import resolve_device, resolve_dtype
 from ..upscale import BackgroundDescriptor, Upscaler, output_affine, scaled_affine
 from ..upscale.model import LANCZOS, load_background
 from . import snapshot
-from .blend import is_gray, paste_box, paste_face
+from .blend import is_gray, paste_box, paste_face, shrunk_for_paste
 from .engine import FaceEngine, FaceItem, as_descriptor
 from .masks import create_masker
 from .options import RestoreOptions
@@ -430,10 +430,11 @@ class Restorer:
         w, h = src.size
         pastes = []
         for it, face, mask in self._blended(p):
-            box = paste_box(mask, it.affine, w, h)
+            face, mask, affine = shrunk_for_paste(face, mask, it.affine)
+            box = paste_box(mask, affine, w, h)
             grown = None if box is None else grown_box(box, src.source)
             if grown is not None:
-                pastes.append((grown, face, mask, it.affine))
+                pastes.append((grown, face, mask, affine))
         canvases = [(box, _exact_box(src, box, p.regions))
                     for box in _joined([g for g, *_ in pastes])]
         changed = [False] * len(canvases)
