@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LINT := __init__.py vidrestore plugins tests benchmarks samples
+# The suite runs in this many processes (pytest-xdist), each test file in one of them.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench setup clean
 
@@ -29,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
