@@ -29,6 +29,9 @@ Methods, each on the same detections of the same face:
 * ``ours[K=V,...]`` (``--tuning K=V,...``, repeatable) - offline with those
   :class:`SmootherTuning` fields changed; ``ours-causal[K=V,...]`` (``--tuning causal:K=V,...``)
   the same for the causal smoother;
+* ``--causal-frontier`` - per real clip, the steadiest One Euro setting of a grid whose drift
+  p95 stays within each causal bar (``gaussian3`` + 4 px, ``one-euro`` + 4 px): how much jitter
+  reduction a simple causal filter can reach on that clip at all (:func:`causal_frontier`);
 * ``ours-rts`` - offline, without the post stage and the guard, and with the earlier
   registration weighting (``PRIOR_TUNING``: the smoother as it was before them), for
   comparison.
@@ -280,6 +283,26 @@ def tune_one_euro(yunet: Path, frames: int) -> dict:
     return {"min_cutoff": best[0], "beta": best[1], "rms_to_gaussian3": grid[best]}
 
 
+def causal_frontier(raw: np.ndarray, rate: float, bars: dict[str, float]) -> dict:
+    """The steadiest causal filter of a family on one track, under each drift bar: the One
+    Euro filter over a grid of ``min_cutoff`` (0.1-6 Hz; with ``beta`` 0 that is a plain
+    exponential average) and ``beta``, scored like every method. It tells whether a causal
+    target (jitter reduction at a drift p95 bar) is within reach of a simple causal filter on
+    this clip at all."""
+    grid = []
+    for mc in (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0):
+        for beta in (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.03, 0.1):
+            est = one_euro(raw, rate, mc, beta)
+            grid.append({"min_cutoff": mc, "beta": beta,
+                         "jitter_reduction": jitter_reduction(est, raw),
+                         "drift_p95": drift_summary(drift(est, raw)).p95})
+    best: dict[str, dict | None] = {}
+    for name, bar in bars.items():
+        within = [g for g in grid if g["drift_p95"] <= bar]
+        best[name] = max(within, key=lambda g: g["jitter_reduction"]) if within else None
+    return {"bars": bars, "best": best, "grid": grid}
+
+
 # -- scoring ----------------------------------------------------------------------------------
 
 
@@ -353,7 +376,8 @@ def estimates_on(track: Track, runs: dict[str, list[FrameFaces]],
     return out
 
 
-def bench_real(path: Path, limit: int, yunet: Path, settings: dict | None = None) -> dict:
+def bench_real(path: Path, limit: int, yunet: Path, settings: dict | None = None,
+               frontier: bool = False) -> dict:
     frames, rate = read_clip(path, limit)
     runs = {name: run_stream(frames, opts, yunet, tuning)
             for name, (opts, tuning) in (settings or RUNS).items()}
@@ -382,6 +406,15 @@ def bench_real(path: Path, limit: int, yunet: Path, settings: dict | None = None
     for m, s in main["methods"].items():
         print(f"  {m:<22} {s['jitter_reduction']:10.2f}x {s['drift_p50']:10.2f} "
               f"{s['drift_p95']:10.2f} {100 * s['beyond_20px']:7.1f} % {s['offset_p95']:11.2f}")
+    if frontier:
+        scores = main["methods"]
+        bars = {f"{b} + 4": scores[b]["drift_p95"] + 4.0 for b in ("gaussian3", "one-euro")}
+        main["causal_frontier"] = found = causal_frontier(tracks[0].raw, float(rate), bars)
+        for name, g in found["best"].items():
+            print(f"  causal frontier, drift p95 <= {name} ({bars[name]:.2f}): " + (
+                "no One Euro setting" if g is None else
+                f"One Euro at most {g['jitter_reduction']:.2f}x (min_cutoff {g['min_cutoff']} Hz, "
+                f"beta {g['beta']}, drift p95 {g['drift_p95']:.2f})"))
     track, est = tracks[0], first_est
     d = np.nan_to_num(np.array(main["methods"]["ours-offline"]["per_frame_drift"],
                                dtype=float), nan=-1.0)
@@ -574,6 +607,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="also run the offline smoother (with 'causal:', the causal one) "
                         "with these SmootherTuning fields (repeatable), e.g. "
                         "accel_rel=0.008,post_sigma=4.5")
+    parser.add_argument("--causal-frontier", action="store_true",
+                        help="also find, per real clip, the steadiest One Euro setting whose "
+                        "drift p95 stays within each causal bar (baseline + 4 px)")
     parser.add_argument("--tune-one-euro", action="store_true",
                         help="only run the grid search that chose the One Euro settings")
     args = parser.parse_args(argv)
@@ -592,7 +628,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "real" in sections:
         clips = sorted(p for p in MEDIA.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
         for clip in [*clips, *args.clips]:
-            report["real"][clip.name] = bench_real(clip, args.frames, YUNET, settings)
+            report["real"][clip.name] = bench_real(clip, args.frames, YUNET, settings,
+                                                   args.causal_frontier)
     if "gt" in sections:
         with tempfile.TemporaryDirectory(prefix="vidrestore-gt-") as tmp:
             out_dir = args.out or Path(tmp)
