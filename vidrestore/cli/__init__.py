@@ -51,12 +51,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except VidrestoreError as exc:
             stops = (ctx.obj or {}).get("stops")
-            if stops is not None and stops.signum is not None:  # what the stop left behind
-                click.echo(f"vidrestore: {_said(stops.signum)}", err=True)
-                raise (_Interrupted() if stops.signum == signal.SIGINT
-                       else _Stopped(stops.signum)) from None
-            if (ctx.obj or {}).get("verbose", 0) >= 2:
-                raise
+            if (ctx.obj or {}).get("verbose", 0) >= 2 or (stops is not None
+                                                          and stops.signum is not None):
+                raise  # with a stop behind it, main() ends the process by the signal
             click.echo(f"vidrestore: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -95,11 +92,7 @@ class _StopSignals:
 
     def __call__(self, signum: int, frame: object) -> NoReturn:
         self.signum = signum
-        raise self.stopped()
-
-    def stopped(self) -> BaseException:
-        assert self.signum is not None
-        return KeyboardInterrupt() if self.signum == signal.SIGINT else _Stopped(self.signum)
+        raise KeyboardInterrupt if signum == signal.SIGINT else _Stopped(signum)
 
     def install(self) -> None:
         for name in ("SIGTERM", "SIGHUP"):
