@@ -40,6 +40,7 @@ from vidrestore.models.runtime import (
     preferred_runtime,
     resolve_runtime,
 )
+from vidrestore.models.runtime.graphs import ChannelStatsGroupNorm, export_graph, for_export
 from vidrestore.restore.engine import FaceEngine, FaceItem
 from vidrestore.restore.options import RUNTIMES as OPTION_RUNTIMES
 from vidrestore.restore.options import RestoreOptions
@@ -202,6 +203,36 @@ def test_bfloat16_descriptor_feeds_float32(tiny: Path, tiny_home: Path) -> None:
     assert desc.dtype == torch.bfloat16 and desc.model.dtype == torch.float32
     assert desc.prepare([_crop(2)]).dtype == torch.float32  # the encoder runs float32
     assert torch.bfloat16 in desc.supported_dtypes
+
+
+# -- the graphs -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("channels", "groups", "affine"),
+                         [(64, 32, True), (96, 32, True), (12, 4, False), (8, 1, True)])
+def test_the_exported_group_norm_equals_pytorchs(channels: int, groups: int,
+                                                 affine: bool) -> None:
+    norm = torch.nn.GroupNorm(groups, channels, eps=1e-6, affine=affine)
+    if affine:
+        with torch.no_grad():
+            norm.weight.uniform_(0.5, 2.0)
+            norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(3, channels, 17, 9) * 4 + 2  # a mean far from 0, as activations have
+    with torch.no_grad():
+        assert (ChannelStatsGroupNorm(norm)(x) - norm(x)).abs().max() <= 1e-5
+
+
+def test_graphs_have_no_reshaped_group_norm_and_leave_the_network_alone() -> None:
+    import onnx
+
+    net = CodeFormer.from_config(VARIANTS["codeformer_tiny"])
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+    model = onnx.load_from_string(export_graph(net, "encode"))
+    ops = {node.op_type for node in model.graph.node}
+    assert "Conv" in ops and "InstanceNormalization" not in ops
+    assert [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm)] == norms
+    copy = for_export(net)
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in copy.modules())
+    shared = {p.data_ptr() for p in net.parameters()}
+    assert {p.data_ptr() for p in copy.parameters()} == shared
 
 
 # -- the graph cache ------------------------------------------------------------------------

@@ -1,16 +1,16 @@
 """Which runtime runs the network: ``auto``, ``torch``, ``onnxruntime`` or ``openvino``.
 
 ``auto`` takes a CPU runtime when the device is the CPU and one is installed that computes in
-the chosen dtype (ONNX Runtime first, then OpenVINO: float32 goes to ONNX Runtime, bfloat16,
-which only OpenVINO computes, to OpenVINO), else PyTorch. ``$VIDRESTORE_RUNTIME``
+the chosen dtype (OpenVINO first, then ONNX Runtime), else PyTorch. ``$VIDRESTORE_RUNTIME``
 (read by :func:`preferred_runtime`, which the loader calls) names the runtime ``auto`` prefers
 instead (``torch`` makes ``auto`` mean PyTorch); a named
 runtime that cannot run there still falls back to PyTorch under ``auto``. An explicit name is
 used as given or refused in one line.
 
-ONNX Runtime comes first because it computed float32 faster, measured side by side on 2 cores
-(``benchmarks/bench_runtime.py``, published-size network: 2.39 s a face against OpenVINO's
-2.79 and PyTorch's 4.74), both within 2e-5 of PyTorch with the same codes.
+OpenVINO comes first because it computed float32 faster, measured side by side on 2 cores
+(``benchmarks/bench_runtime.py``, published-size network, batch 1: 1.98 s a face against ONNX
+Runtime's 2.40 and PyTorch's 4.34), both within 1e-5 of PyTorch with the same codes; and only
+it computes in bfloat16.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ...restore.options import RUNTIMES as RUNTIMES
 from .. import precision
 
 #: The CPU runtimes, in the order ``auto`` tries them.
-CPU_RUNTIMES = ("onnxruntime", "openvino")
+CPU_RUNTIMES = ("openvino", "onnxruntime")
 RUNTIME_ENV = "VIDRESTORE_RUNTIME"
 #: The optional dependency set that installs each CPU runtime.
 EXTRAS = {"openvino": "cpu", "onnxruntime": "onnxruntime"}
