@@ -156,8 +156,8 @@ def engine_runs(tiny: Path, tiny_home: Path):
 
     def run(runtime: str, temporal: str) -> list[np.ndarray]:
         if runtime not in nets:
-            nets[runtime] = load_restorer(tiny, device="cpu", runtime=runtime,
-                                          store=WeightStore(tiny_home))
+            nets[runtime] = load_restorer(tiny, device="cpu", dtype="float32",
+                                          runtime=runtime, store=WeightStore(tiny_home))
         if (runtime, temporal) not in runs:
             runs[runtime, temporal] = _engine_run(nets[runtime], temporal)
         return runs[runtime, temporal]
@@ -176,7 +176,8 @@ def test_engine_output_equals_pytorch(runtime: str, temporal: str, engine_runs) 
 
 def test_runtime_descriptor_facts(tiny: Path, tiny_home: Path) -> None:
     runtime = AVAILABLE[0]
-    desc = load_restorer(tiny, device="cpu", runtime=runtime, store=WeightStore(tiny_home))
+    desc = load_restorer(tiny, device="cpu", dtype="float32", runtime=runtime,
+                         store=WeightStore(tiny_home))
     assert desc.variant == "codeformer_tiny" and desc.device == CPU
     assert desc.dtype == torch.float32 and desc.model.dtype == torch.float32
     assert isinstance(desc.module, CodeFormer) and desc.module is desc.model.module
@@ -334,6 +335,27 @@ def test_auto_takes_a_cpu_runtime_on_the_cpu_only(auto_env: None,
         resolve_runtime("auto", CPU, f32, prefer="bogus")
     monkeypatch.setenv(RUNTIME_ENV, " Torch ")
     assert preferred_runtime() == "torch"
+
+
+@pytest.mark.skipif("openvino" not in AVAILABLE, reason="needs OpenVINO")
+def test_auto_dtype_on_the_cpu_is_bfloat16_where_openvino_computes_it(
+        auto_env: None, tiny: Path, tiny_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def loaded(**kw: str) -> tuple[str, torch.dtype]:
+        desc = load_restorer(tiny, device="cpu", store=WeightStore(tiny_home), **kw)
+        return desc.runtime, desc.dtype
+
+    f32, bf16 = torch.float32, torch.bfloat16
+    assert loaded() == ("openvino", bf16 if NATIVE_BF16 else f32)
+    assert loaded(runtime="openvino") == ("openvino", bf16 if NATIVE_BF16 else f32)
+    assert loaded(dtype="float32") == ("openvino", f32)  # a named dtype as given
+    assert loaded(runtime="torch") == ("torch", f32)
+    if "onnxruntime" in AVAILABLE:
+        assert loaded(runtime="onnxruntime") == ("onnxruntime", f32)
+    monkeypatch.setenv(RUNTIME_ENV, "torch")  # what auto means, for every host
+    assert loaded() == ("torch", f32)
+    monkeypatch.delenv(RUNTIME_ENV)
+    monkeypatch.setattr(precision, "cpu_has_fast_bfloat16", lambda: False)
+    assert loaded() == ("openvino", f32)
 
 
 def test_runtime_torch_is_honoured_from_the_command_line_to_the_network(

@@ -27,7 +27,7 @@ from . import placement, precision
 from .codeformer import INPUT_SIZE, CodeFormer, CodeFormerConfig, variant_name
 from .compiled import compile_stages
 from .descriptor import RestorerDescriptor
-from .runtime import preferred_runtime, resolve_runtime, runtime_network
+from .runtime import computes_bfloat16, preferred_runtime, resolve_runtime, runtime_network
 from .runtime import supported_dtypes as runtime_dtypes
 
 if TYPE_CHECKING:
@@ -232,11 +232,13 @@ def load_restorer(
     content that does not fit.
     """
     dev = placement.resolve_device(device)
-    dt = placement.resolve_dtype(dtype, dev)
     if compile and runtime not in ("auto", "torch"):
         raise UsageError(f"--compile compiles PyTorch's network; --runtime {runtime} runs "
                          "exported graphs instead (use one or the other)")
-    rt = "torch" if compile else resolve_runtime(runtime, dev, dt, prefer=preferred_runtime())
+    prefer = preferred_runtime()
+    native = not compile and computes_bfloat16(runtime, dev, prefer)
+    dt = placement.resolve_dtype(dtype, dev, cpu_bfloat16=native)
+    rt = "torch" if compile else resolve_runtime(runtime, dev, dt, prefer=prefer)
     license, source = None, ""
     if weights is not None:
         path = Path(weights)

@@ -50,9 +50,10 @@ class RestoreOptions:
     device: str = opt("auto", "Compute device: auto, cpu, cuda, cuda:N or mps.")
     dtype: str = opt(
         "auto", "Network precision; auto = bfloat16 on CUDA (float16 on GPUs without it), "
-        "float16 on MPS, float32 on the CPU.", choices=DTYPES)
+        "float16 on MPS; on the CPU bfloat16 where OpenVINO runs the network with native bfloat16 "
+        "kernels (the codes stay float32's), else float32.", choices=DTYPES)
     runtime: str = opt(
-        "auto", "What runs the network: auto = a CPU runtime (ONNX Runtime, else OpenVINO; "
+        "auto", "What runs the network: auto = a CPU runtime (OpenVINO, else ONNX Runtime; "
         "about twice PyTorch's speed, within 1e-4 of it) when one is installed and the device "
         "is the CPU, else PyTorch; torch = always PyTorch. The CPU runtimes compute float32, "
         "and OpenVINO bfloat16 on CPUs with native bfloat16.", choices=RUNTIMES)

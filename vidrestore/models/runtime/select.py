@@ -83,3 +83,12 @@ def resolve_runtime(name: str, device: torch.device, dtype: torch.dtype,
     candidates = CPU_RUNTIMES if prefer == "auto" else (prefer,)
     return next((c for c in candidates
                  if c != "torch" and _problem(c, device, dtype) is None), "torch")
+
+
+def computes_bfloat16(name: str, device: torch.device, prefer: str = "auto") -> bool:
+    """Whether ``--runtime name`` (``auto`` trying ``prefer``) runs the network on ``device`` in a
+    CPU runtime with native bfloat16 kernels: then ``--dtype auto`` means bfloat16 there."""
+    try:
+        return resolve_runtime(name, device, torch.bfloat16, prefer) != "torch"
+    except UsageError:
+        return False
