@@ -19,6 +19,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import time
 from pathlib import Path
 
 import click
@@ -289,6 +290,39 @@ def test_graphs_are_reused_and_a_bad_file_is_exported_again(
         assert path.read_bytes() == good, why
         with torch.inference_mode():
             assert torch.equal(net.encode(x).lq_feat, want), why
+
+
+def test_earlier_exports_of_a_graph_are_removed_once_unused_for_a_day(
+        tiny: Path, tmp_path: Path) -> None:
+    from vidrestore.models.runtime.cache import STALE_SECONDS
+
+    runtime = AVAILABLE[0]
+    store = WeightStore(tmp_path / "home")
+    net = load_restorer(tiny, device="cpu", runtime=runtime, store=store).model
+    folder = store.home / "runtime"
+    weights, build = net.key.split("-")
+    old = time.time() - STALE_SECONDS - 60
+    recent = time.time() - STALE_SECONDS / 2
+
+    def plant(stem: str, when: float) -> Path:
+        graph, sidecar = folder / f"{stem}.onnx", folder / f"{stem}.onnx.sha256"
+        graph.write_bytes(b"an earlier export")
+        sidecar.write_text("0" * 64 + "\n")
+        for p in (graph, sidecar):
+            os.utime(p, (when, when))
+        return graph
+
+    other_build = "f" * 16 if build != "f" * 16 else "e" * 16
+    stale = [plant(f"encode-{weights}-{other_build}", old), plant("encode-" + "a" * 32, old)]
+    kept = [plant(f"encode-{weights}-{other_build[:-1]}0", recent),  # used within the day
+            plant(f"encode-{'0' * 16}-{other_build}", old),  # other weights
+            plant(f"decode_plain-{weights}-{other_build}", old)]  # a graph not loaded here
+    used = folder / f"{net.graph_stem('encode')}.onnx.sha256"
+    os.utime(used, (old, old))
+    load_restorer(tiny, device="cpu", runtime=runtime, store=store)
+    assert not any(p.exists() or p.with_name(p.name + ".sha256").exists() for p in stale)
+    assert all(p.exists() and p.with_name(p.name + ".sha256").exists() for p in kept)
+    assert time.time() - used.stat().st_mtime < 60  # this use is recorded
 
 
 def test_an_unwritable_cache_folder_costs_only_the_reuse(tiny: Path, tmp_path: Path) -> None:

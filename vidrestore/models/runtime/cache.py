@@ -10,14 +10,23 @@ never the path: a graph cannot make it read another file (ONNX "external data" n
 beside a model; a graph that uses it is refused before any runtime sees it). Anything else (a
 missing or stale sidecar, a truncated or altered file, one the runtime refuses) is exported
 again and replaces it. A folder that cannot be written costs only the reuse.
+
+Earlier exports of the same graph (another vidrestore or torch version: other names, the same
+weights) would otherwise stay forever, hundreds of MB per checkpoint: each use of a graph marks
+its sidecar, and the earlier ones its caller names are removed once unused for
+:data:`STALE_SECONDS`, so a process of another version sharing the folder keeps its own while
+it runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,6 +41,8 @@ T = TypeVar("T")
 FOLDER = "runtime"
 SUFFIX = ".onnx"
 DIGEST_SUFFIX = ".sha256"
+#: How long an earlier export of a graph stays unused before it is removed.
+STALE_SECONDS = 24 * 3600
 
 
 def graph_key(facts: Mapping[str, object]) -> str:
@@ -50,16 +61,22 @@ class GraphCache:
         """Where the graph called ``stem`` lives (None without a folder)."""
         return None if self.folder is None else self.folder / (stem + SUFFIX)
 
-    def fetch(self, stem: str, export: Callable[[], bytes], load: Callable[[bytes], T]) -> T:
+    def fetch(self, stem: str, export: Callable[[], bytes], load: Callable[[bytes], T], *,
+              earlier: Sequence[str] = ()) -> T:
         """``load`` of the cached graph ``stem`` when it is intact and loads, else of a fresh
-        ``export()``, which is stored for next time."""
+        ``export()``, which is stored for next time. ``earlier``: glob patterns of the stems
+        of earlier exports of this graph, removed when unused for :data:`STALE_SECONDS`."""
         path = self.path(stem)
-        cached = None if path is None else self._read_intact(path)
-        if cached is not None:
+        if path is not None:
+            self._remove_stale(path, earlier)
+        if path is not None and (cached := self._read_intact(path)) is not None:
             try:
-                return load(cached)
+                graph = load(cached)
             except Exception as exc:  # each runtime raises its own types for a bad file
                 log.warning("%s: the runtime refused it (%s); exporting it again", path, exc)
+            else:
+                _mark_used(path)
+                return graph
         log.info("exporting the %s graph%s", stem, "" if path is None else f" to {path}")
         data = export()
         if path is None:
@@ -72,6 +89,27 @@ class GraphCache:
             log.warning("cannot keep the %s graph in %s (%s): it is exported again next time",
                         stem, path.parent, exc)
         return load(data)
+
+    @staticmethod
+    def _remove_stale(path: Path, earlier: Sequence[str]) -> None:
+        """Remove the files of ``path``'s folder whose stems match ``earlier`` (not ``path``)
+        and whose last use is :data:`STALE_SECONDS` ago or more."""
+        now = time.time()
+        for pattern in earlier:
+            for old in path.parent.glob(pattern + SUFFIX):
+                if old == path:
+                    continue
+                sidecar = _digest_path(old)
+                try:
+                    used = (sidecar if sidecar.exists() else old).stat().st_mtime
+                    if now - used < STALE_SECONDS:
+                        continue
+                    old.unlink()
+                    sidecar.unlink(missing_ok=True)
+                except OSError as exc:  # another process's, or not ours to remove
+                    log.debug("cannot remove the earlier graph %s (%s)", old, exc)
+                    continue
+                log.info("removed %s, an earlier export of this graph unused for a day", old)
 
     @staticmethod
     def _read_intact(path: Path) -> bytes | None:
@@ -100,6 +138,12 @@ def names_external_data(data: bytes) -> bool:
     except Exception:  # not a model: the runtime's own refusal says so
         return False
     return any(t.data_location == onnx.TensorProto.EXTERNAL for t in _get_all_tensors(model))
+
+
+def _mark_used(path: Path) -> None:
+    """Record that the graph at ``path`` was used now (its sidecar's time)."""
+    with contextlib.suppress(OSError):  # a folder we may not write: the reuse still works
+        os.utime(_digest_path(path))
 
 
 def _digest_path(path: Path) -> Path:

@@ -63,9 +63,13 @@ class RuntimeNetwork:
         self.precision = precision
         self.threads = threads or torch.get_num_threads()
         self.cache = cache or GraphCache(None)
-        self.key = graph_key({
-            "weights": weights_digest(self.module), "config": asdict(self.module.config),
-            "graphs": GRAPH_VERSION, "opset": OPSET, "torch": torch.__version__})
+        weights = graph_key({"weights": weights_digest(self.module),
+                             "config": asdict(self.module.config)})[:16]
+        build = graph_key({"graphs": GRAPH_VERSION, "opset": OPSET,
+                           "torch": torch.__version__})[:16]
+        #: ``weights-build``: what the graphs are made from (the weights and configuration),
+        #: and how (the graph version, the opset and torch).
+        self.key = f"{weights}-{build}"
         self._graphs: dict[str, runtimes.Graph] = {}
         self._lock = threading.Lock()
         for name in ("encode", "predict"):
@@ -121,6 +125,12 @@ class RuntimeNetwork:
         """The cache name of graph ``name`` of this network."""
         return f"{name}-{self.key}"
 
+    def earlier_stems(self, name: str) -> tuple[str, str]:
+        """Glob patterns of the stems of graph ``name`` made from these weights by another
+        build, and of those named the way earlier versions named them (``name-<32 hex>``)."""
+        weights = self.key.split("-")[0]
+        return f"{name}-{weights}-*", f"{name}-" + "[0-9a-f]" * 32
+
     def _graph(self, name: str) -> runtimes.Graph:
         with self._lock:
             graph = self._graphs.get(name)
@@ -132,7 +142,8 @@ class RuntimeNetwork:
                                          threads=self.threads)
 
                 graph = self._graphs[name] = self.cache.fetch(
-                    self.graph_stem(name), lambda: export_graph(self.module, name), load)
+                    self.graph_stem(name), lambda: export_graph(self.module, name), load,
+                    earlier=self.earlier_stems(name))
             return graph
 
     def _run(self, name: str, *inputs: Tensor) -> list[Tensor]:
