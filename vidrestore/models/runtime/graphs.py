@@ -108,8 +108,10 @@ class ChannelStatsGroupNorm(nn.Module):
 
     ONNX's own form (activations reshaped to ``[B, groups, -1]``, InstanceNormalization,
     reshaped back) makes OpenVINO reorder every normalised activation from its blocked channel
-    layout to the plain one and back: measured, 39 % of the float32 encoder's time and 22 % of
-    the decoder's. Here only the ``[B, C, 1, 1]`` statistics are reshaped.
+    layout to the plain one and back. Here only the ``[B, C, 1, 1]`` statistics are reshaped:
+    measured on the published-size network (OpenVINO, 2 cores, one face), the float32 encoder
+    went from 0.80 to 0.53 s, the decoder from 1.62 to 1.37 s (0.77 to 0.71 s in bfloat16),
+    and ONNX Runtime's decoder from 2.08 to 1.56 s.
     """
 
     def __init__(self, norm: nn.GroupNorm) -> None:
