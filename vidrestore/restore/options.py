@@ -61,7 +61,9 @@ class RestoreOptions:
         False, "Compile the network with torch.compile (PyTorch's runtime: 'auto' then means "
         "torch): faster batches after a first one that waits for the compilation (about a "
         "minute on a CPU); results equal within float rounding.")
-    batch_size: int = opt(0, "Faces per network batch; 0 = automatic.", min=0, max=512)
+    batch_size: int = opt(0, "Faces per network batch; 0 = automatic (on a GPU by its free "
+                          "memory, 4 to 32; on the CPU 2, or 1 in OpenVINO, which runs a batch "
+                          "face by face).", min=0, max=512)
     mask: str = opt(
         "auto", "Paste-back mask: 'parse' (face parsing network), 'template' (feathered fixed "
         "shape), or 'auto' (parsing when its model file is present).", choices=MASKS)
