@@ -15,7 +15,7 @@ import pytest
 from vidrestore.errors import OutputError, SourceError
 from vidrestore.faces import TEMPLATE_512, FaceOptions, similarity_transform, warp_face
 from vidrestore.faces.align import affine_scale, fit_similarity, transform_points
-from vidrestore.faces.cuts import CutDetector
+from vidrestore.faces.cuts import CutDetector, HeldFrames
 from vidrestore.faces.draw import draw_faces, track_colour
 from vidrestore.faces.metrics import identity_score, jitter, lag, path_error
 from vidrestore.faces.records import Detection, FrameFaces, TrackedFace, box_iou
@@ -369,6 +369,64 @@ def test_cut_detector_fires_on_a_new_shot_only() -> None:
     deep = CutDetector(0.2)
     assert [deep.update(f.astype(np.uint16) * 257) for f in (bg, bg, other)] == [False, False, True]
     assert not any(CutDetector(1.0).update(f) for f in (bg, other, bg))
+
+
+def test_held_frames_are_repeats_of_a_picture_not_small_or_slow_motion() -> None:
+    rng = np.random.default_rng(8)
+    bg = background(1280, 720, 2)
+
+    def noisy(pic: np.ndarray) -> np.ndarray:  # an encoder's noise on a repeated picture
+        return np.clip(pic.astype(np.int16) + rng.integers(-2, 3, pic.shape), 0, 255).astype(
+            np.uint8)
+
+    small = bg.copy()
+    small[300:340, 600:640] = 255 - small[300:340, 600:640]  # a 40-px face, moved 6 px:
+    moved = bg.copy()
+    moved[300:340, 606:646] = 255 - moved[300:340, 606:646]
+    held = HeldFrames()
+    assert [held.update(p) for p in (bg, noisy(bg), noisy(bg), small, moved, noisy(moved))] \
+        == [False, True, True, False, False, True]
+    # a slow drift is measured from where the hold began, so it ends the hold
+    drift = HeldFrames()
+    slow = [drift.update(np.roll(bg, k, axis=1)) for k in range(0, 12, 2)]
+    assert slow[0] is False and not all(slow[1:])
+    # a picture still for longer than HELD_LONGEST frames gets fresh measurements again
+    still = HeldFrames(longest=3)
+    assert [still.update(bg) for _ in range(6)] == [False, True, True, True, False, True]
+    # after a cut nothing is held, and deep pictures are measured alike
+    cut = HeldFrames()
+    assert [cut.update(bg), cut.update(bg, cut=True), cut.update(bg)] == [False, False, True]
+    deep = HeldFrames()
+    assert [deep.update(p.astype(np.uint16) * 257) for p in (bg, bg, moved)] == [
+        False, True, False]
+
+
+def test_a_held_frame_keeps_the_face_and_stops_the_clock() -> None:
+    """Pictures shown twice (15 fps material at 25): the face of a repeated frame is the one
+    before, and the motion model counts time in pictures shown, so a pan is followed through
+    its jumps as closely as when every picture is new."""
+    rng = np.random.default_rng(9)
+    truth = trajectory(120, "pan")
+    noise = rng.normal(0, 1.0, truth.shape)
+    shown = [t - (t % 5 in (2, 4)) for t in range(120)]  # frames 2 and 4 of 5 repeat
+    raw = truth[shown] + noise
+    for causal in (False, True):
+        sm = LandmarkSmoother(0)
+        est = []
+        for t in range(120):
+            sm.step(raw[t], 0.9, held=shown[t] != t)
+            if causal:
+                est.append(sm.filtered(t))
+            elif t >= 12:
+                est.append(sm.smoothed(t - 12))
+        if not causal:
+            est += [sm.smoothed(t) for t in range(108, 120)]
+        out = np.array(est)
+        repeats = [t for t in range(1, 120) if shown[t] != t]
+        assert all(np.array_equal(out[t], out[t - 1]) for t in repeats)
+        tail = slice(60, 110)
+        assert path_error(out[tail], truth[shown][tail]) < 0.8 * path_error(
+            raw[tail], truth[shown][tail]), causal
 
 
 # -- report and drawing --------------------------------------------------------------------------

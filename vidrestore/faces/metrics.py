@@ -147,14 +147,22 @@ def drift_summary(per_frame: np.ndarray, limit: float = 20.0) -> DriftSummary:
                         float(np.mean(d > limit)), float(limit), len(d))
 
 
-def jitter_reduction(estimate: np.ndarray, raw: np.ndarray, sigma: float = 2.0) -> float:
+def jitter_reduction(estimate: np.ndarray, raw: np.ndarray, sigma: float = 2.0,
+                     keep: np.ndarray | None = None) -> float:
     """How many times steadier ``estimate`` is than the raw detections: ``jitter(raw) /
     jitter(estimate)``, both with the frame-to-face scales of the detections' low-pass
-    (``sigma``) and over the second differences whose three frames have a detection."""
+    (``sigma``) and over the second differences whose three frames have a detection.
+
+    ``keep`` (per frame, bool) measures on those frames alone, taken as consecutive: pass the
+    frames that are not held (:class:`~vidrestore.faces.cuts.HeldFrames`), so that a video
+    whose pictures repeat is measured on its own pictures; there, second differences across a
+    repeat measure the jumps of the frame-rate conversion, not shake."""
     est = np.asarray(estimate, dtype=np.float64)
     raw = np.asarray(raw, dtype=np.float64)
     if est.shape != raw.shape or est.ndim != 3:
         raise ValueError(f"estimate {est.shape} and raw {raw.shape} must both be (T, 5, 2)")
+    if keep is not None:
+        est, raw = est[np.asarray(keep, bool)], raw[np.asarray(keep, bool)]
     scales = aligned_scales(gaussian_baseline(raw, sigma))
     valid = _detected(raw) & _detected(est)
     j_est = jitter(np.nan_to_num(est), scales, valid)

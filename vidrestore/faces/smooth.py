@@ -35,6 +35,7 @@ then smoothed, which interpolates short gaps. In causal mode the forward (filter
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,8 +65,11 @@ class SmootherTuning:
     """Detector score at which ``noise_rel`` applies; lower scores raise the noise."""
     score_power: float = 2.0
     """Noise grows as ``(score_ref / score) ** score_power``."""
-    accel_rel: float = 0.006
-    """Pose acceleration per frame^2 (standard deviation) at strength 1."""
+    accel_rel: float = 0.024
+    """Pose acceleration per frame^2 (standard deviation) at strength 1. Set on real footage
+    against the detector's consensus (``benchmarks/bench_alignment.py``): 0.006 left the
+    estimate behind a dancing face by up to 15 frame px (lp_s13, 1.5x the detections' error
+    even without the post stage), 0.024 follows it (1.0x) and is 0.67x on a talking head."""
     maneuver_frames: int = 4
     """Innovations summed to tell real motion the model does not expect from noise."""
     maneuver_z: float = 2.0
@@ -83,19 +87,22 @@ class SmootherTuning:
     aligned px (RMS) where the detections' err by 5.8-9.8: a fourth of the earlier 0.2 weighs
     them as measured."""
     registration_floor: float = 0.003
-    registration_translation: float = 100.0
+    registration_translation: float = 10.0
     """Factor on the registration's noise for the centroid (rotation and scale keep the noise
     above). The registration's centroid follows the face's pixels, the detections' follows the
     five points, which also move with expression and yaw: above 1, where the face is comes
     mostly from the detections and how it turns and zooms from the registration."""
-    post_sigma: float = 4.75
+    post_sigma: float = 0.0
     """Offline: a centred Gaussian (frames) over the RTS estimates around each frame, all from
-    one pass over the stored frames, beyond the ends carried on with the edge velocity. It
-    takes out the shake the motion model lets through without widening the look-ahead."""
+    one pass over the stored frames, beyond the ends carried on with the edge velocity (held
+    frames count as frames here). Off by default: the 4.75 it once had made the landmarks as
+    steady as a sigma-3 Gaussian of the detections by rounding off true motion too, 3.3x
+    further from the detector's consensus than the detections on a dancing face (lp_s13),
+    and it lifted the ground-truth path errors by 0.05-0.07 of raw's."""
     post_degree: int = 2
     """Degree of the local polynomial the post stage fits with those Gaussian weights: 0 is the
     plain Gaussian; 2 keeps steady curves (a sway, an accelerating pan) at their full size."""
-    guard_px: float = 12.0
+    guard_px: float = 20.0
     """Offline: the furthest (mean over the points, aligned-face pixels) an estimate may be
     from the detections' own short low-pass (``guard_sigma``) around its frame; beyond, it is
     drawn back onto that bound. Smoothing may steady the landmarks, never carry them off the
@@ -175,6 +182,12 @@ class LandmarkSmoother:
         self._ps: list[np.ndarray] = []
         self._qs: list[np.ndarray] = []
         self._raw: list[np.ndarray | None] = []
+        # Frames the state moved on to reach each stored frame: 0 on a held frame (the picture
+        # repeats the one before), then the frames held plus one on the next new picture.
+        self._dt: list[int] = []
+        self._still = 0  # held frames since the last new picture
+        # the last estimate given, per kind: a held frame gets it again (a still face)
+        self._given: dict[str, tuple[int, np.ndarray]] = {}
         self._innovations: deque[tuple[np.ndarray, float]] = deque(
             maxlen=self.tuning.maneuver_frames
         )
@@ -205,20 +218,27 @@ class LandmarkSmoother:
         return self._next - 1
 
     def step(self, landmarks: np.ndarray | None, score: float | None = None,
-             registered: Registration | None = None) -> None:
+             registered: Registration | None = None, held: bool = False) -> None:
         """Add the next frame: a detection's landmarks and score, or ``None`` if missed, and
-        the registration's result on this frame, if the track is registered."""
+        the registration's result on this frame, if the track is registered. ``held``: the
+        frame repeats the previous picture (:class:`~.cuts.HeldFrames`), so no time passes
+        and the face has not moved: a detection there is one more measurement of the same
+        instant, and offline both frames get the same landmarks."""
         if self._x is None:
             if landmarks is None:
                 raise ValueError("a track's first frame needs a detection")
             self._start(landmarks, score)
+            dt = 1
         else:
-            self._advance(landmarks, score)
+            dt = 0 if held else self._still + 1
+            self._advance(landmarks, score, dt)
+        self._still = self._still + 1 if dt == 0 else 0
         if registered is not None and landmarks is not None:
             self._register(registered)
         assert self._x is not None and self._p is not None
         assert self._s is not None and self._sp is not None
         self._raw.append(None if landmarks is None else np.asarray(landmarks, np.float32))
+        self._dt.append(dt)
         x = np.zeros((4, 10))
         x[:3, :4] = self._x.reshape(3, 4)
         x[3] = self._s[:, 0]
@@ -232,24 +252,43 @@ class LandmarkSmoother:
         self._next += 1
 
     def filtered(self, frame: int) -> np.ndarray:
-        """Forward (causal) estimate at ``frame``: uses nothing after it."""
+        """Forward (causal) estimate at ``frame``: uses nothing after it. On a held frame,
+        the estimate given for the frame before, when that was asked for."""
+        return self._give("filtered", frame, self._filtered)
+
+    def smoothed(self, frame: int) -> np.ndarray:
+        """Estimate at ``frame`` using every stored frame after it as well (fixed-lag RTS, then
+        the centred ``post_sigma`` Gaussian over the estimates around it). On a held frame,
+        the estimate given for the frame before, when that was asked for: both frames show
+        one instant, so the face must not move between them (the look-ahead grew by a frame
+        since, which alone would move it a little)."""
+        return self._give("smoothed", frame, self._smoothed)
+
+    def _give(self, kind: str, frame: int, estimate: Callable[[int], np.ndarray]) -> np.ndarray:
         i = self._index(frame)
+        given = self._given.get(kind)
+        if self.strength > 0 and self._dt[i] == 0 and given is not None \
+                and given[0] == frame - 1:
+            out = given[1]
+        else:
+            out = estimate(i)
+        self._given[kind] = (frame, out)
+        return out
+
+    def _filtered(self, i: int) -> np.ndarray:
         if self.strength == 0 and (raw := self._raw[i]) is not None:
             return raw
         return compose(self._xs[i][0, :4], self._xs[i][3])
 
-    def smoothed(self, frame: int) -> np.ndarray:
-        """Estimate at ``frame`` using every stored frame after it as well (fixed-lag RTS, then
-        the centred ``post_sigma`` Gaussian over the estimates around it)."""
-        i = self._index(frame)
+    def _smoothed(self, i: int) -> np.ndarray:
         if self.strength == 0 and (raw := self._raw[i]) is not None:
             return raw
         radius = self._post_radius
         lo = max(0, i - self.history)
         if len(self._xs) - lo == 1:
-            return self.filtered(frame)
+            return self._filtered(i)
         x = _rts_means(np.stack(self._xs[lo:]), np.stack(self._ps[lo:]),
-                       np.stack(self._qs[lo:]))
+                       np.stack(self._qs[lo:]), np.array(self._dt[lo:]))
         reach = self._guard_reach
         rows = np.arange(max(lo, i - reach), min(len(self._xs), i + reach + 1))
         if radius:
@@ -317,7 +356,7 @@ class LandmarkSmoother:
         few the post Gaussian still reaches back to."""
         n = min(max(0, frame - self.history - self.first), len(self._xs) - 1)
         if n:
-            for store in (self._xs, self._ps, self._qs, self._raw):
+            for store in (self._xs, self._ps, self._qs, self._raw, self._dt):
                 del store[:n]
             self.first += n
 
@@ -367,10 +406,12 @@ class LandmarkSmoother:
         self._s = shape[:, None].copy()
         self._sp = _I10 * (sigma / scale) ** 2
 
-    def _advance(self, landmarks: np.ndarray | None, score: float | None) -> None:
+    def _advance(self, landmarks: np.ndarray | None, score: float | None, dt: int = 1) -> None:
+        """Move the state on by ``dt`` frames (0: a held frame) and take the detection."""
         assert self._x is not None and self._s is not None
-        q = self._qs[-1]
-        self._x, self._p = kf_predict(self._x, self._p, _POSE_F, np.kron(q[:3, :3], _I4))
+        f4, q = _moved(self._qs[-1], dt)
+        f = np.kron(f4[:3, :3], _I4)
+        self._x, self._p = kf_predict(self._x, self._p, f, np.kron(q[:3, :3], _I4))
         self._s, self._sp = kf_predict(self._s, self._sp, _I10, q[3, 3] * _I10)
         if landmarks is None:
             return
@@ -408,16 +449,39 @@ class LandmarkSmoother:
         return i
 
 
-def _rts_means(xs: np.ndarray, ps: np.ndarray, qs: np.ndarray) -> np.ndarray:
+def _moved(q: np.ndarray, dt: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced transition (4x4) over ``dt`` frames and its noise, from the one-frame noise
+    ``q``: white-noise acceleration over ``dt`` for the pose, random walks for the offset and
+    the shape; a held frame (0) stands still, with a trace of noise (none at all would leave
+    the covariance singular where a part of the state is still exact, the registration's
+    offset before its first match)."""
+    f = _F4.copy()
+    f[0, 1] = dt
+    k = float(dt) if dt else _HELD_NOISE
+    grow = np.ones((4, 4))
+    grow[:2, :2] = [[k**4, k**3], [k**3, k**2]]
+    grow[2, 2] = grow[3, 3] = k
+    return f, q * grow
+
+
+def _rts_means(xs: np.ndarray, ps: np.ndarray, qs: np.ndarray,
+               dts: np.ndarray | None = None) -> np.ndarray:
     """Rauch-Tung-Striebel smoothed means of the stored reduced states ``xs`` (J, 4, 10) given
-    their filtered covariances ``ps`` and the noise ``qs`` of each one's transition to the next
-    (J, 4, 4): the same means as filterpy's ``rts_smoother``, which also works out the smoothed
-    covariances (not used here) and inverts each gain on its own, at about five times the
-    cost (40 frames); it runs for every face on every frame."""
-    predicted = _F4 @ ps[:-1] @ _F4.T + qs[:-1]  # each transition's, as the forward pass had it
-    gains = ps[:-1] @ _F4.T @ np.linalg.inv(predicted)
+    their filtered covariances ``ps``, the one-frame noise ``qs`` of each one's transition to
+    the next (J, 4, 4) and the frames ``dts`` (J,) each transition spans, into each state (0:
+    a held frame; default 1): the same means as filterpy's ``rts_smoother``, which also works
+    out the smoothed covariances (not used here) and inverts each gain on its own, at about
+    five times the cost (40 frames); it runs for every face on every frame."""
+    spans = np.ones(len(xs), int) if dts is None else np.asarray(dts, int)
+    if (spans[1:] == 1).all():
+        f, q = np.broadcast_to(_F4, (len(xs) - 1, 4, 4)), qs[:-1]
+    else:
+        moved = [_moved(qk, int(dt)) for qk, dt in zip(qs[:-1], spans[1:], strict=True)]
+        f, q = np.stack([m[0] for m in moved]), np.stack([m[1] for m in moved])
+    predicted = f @ ps[:-1] @ f.transpose(0, 2, 1) + q  # as the forward pass had them
+    gains = ps[:-1] @ f.transpose(0, 2, 1) @ np.linalg.inv(predicted)
     # x_s[k] = x[k] + C[k] (x_s[k + 1] - F x[k]) = base[k] + C[k] x_s[k + 1]
-    base = xs[:-1] - gains @ (_F4 @ xs[:-1])
+    base = xs[:-1] - gains @ (f @ xs[:-1])
     out = xs.copy()
     for k in range(len(xs) - 2, -1, -1):
         out[k] = base[k] + gains[k] @ out[k + 1]
@@ -474,6 +538,8 @@ def _post_kernel(offsets: np.ndarray, sigma: float, degree: int) -> np.ndarray:
 
 _I4 = np.eye(4)
 _I10 = np.eye(10)
+_HELD_NOISE = 1e-3
+"""Frames of process noise a held frame takes (see :func:`_moved`)."""
 _F2 = np.array([[1.0, 1.0], [0.0, 1.0]])  # one value and its velocity
 _F3 = np.eye(3)  # one pose value: value, velocity, offset of the registration
 _F3[:2, :2] = _F2

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..io.frame import Frame
 from ..io.orientation import upright
-from .cuts import CutDetector
+from .cuts import CutDetector, HeldFrames
 from .detectors import (
     MIN_DETECT_PX,
     FaceDetector,
@@ -71,6 +71,7 @@ class FaceStream:
         self.turns = turns % 4
         self._tracker = Tracker(self.options, tuning)
         self._cuts = CutDetector(self.options.cut_threshold)
+        self._held = HeldFrames()
         self._batch = 1 if self.options.causal else self.options.batch
         self._hold = 0 if self.options.causal else self.options.lookahead
         self._pending: list[Frame] = []
@@ -114,9 +115,10 @@ class FaceStream:
         # gave one: the exact one is made only where a face is restored.
         pictures = [upright(f.analysis, self.turns) for f in frames]
         cuts = [self._cuts.update(p) for p in pictures]
+        held = [self._held.update(p, cut) for p, cut in zip(pictures, cuts, strict=True)]
         wanted, last = [], self._last_detected
         for k, cut in enumerate(cuts):
-            if self._detect_due(first + k, cut, last):
+            if self._detect_due(first + k, cut, last, held[k]):
                 wanted.append(k)
                 last = first + k
         shifts = [dither_shift(first + k) for k in wanted] if self.options.dither else None
@@ -126,23 +128,23 @@ class FaceStream:
         for k, (frame, pixels, cut) in enumerate(zip(frames, pictures, cuts, strict=True)):
             n = first + k
             if k not in coarse:
-                self._tracker.coast(n, pixels)
+                self._tracker.coast(n, pixels, held[k])
             else:
                 found = coarse[k] + self._small_faces(n, pixels, cut)
                 kept = [d for d in nms(found, self.detector.nms_threshold)
                         if d.width >= self.options.min_face]
-                self._tracker.update(n, kept, pixels, cut)
+                self._tracker.update(n, kept, pixels, cut, held[k])
                 self._last_detected = n
             self._ready.append((n, frame, cut))
         self._count += len(frames)
 
-    def _detect_due(self, n: int, cut: bool, last: int | None) -> bool:
+    def _detect_due(self, n: int, cut: bool, last: int | None, held: bool = False) -> bool:
         """Whether frame ``n`` is detected (``--detect-every``; ``last``: the latest frame
-        detected): always at 1; otherwise every Nth frame, at a cut, and whenever a face could
-        not be followed by its registration (decided from what the tracks knew when the
-        detector's batch started)."""
+        detected): always at 1; otherwise every Nth frame that is not ``held`` (a repeated
+        picture), at a cut, and whenever a face could not be followed by its registration
+        (decided from what the tracks knew when the detector's batch started)."""
         every = self.options.detect_every
-        return (every <= 1 or cut or last is None or n - last >= every
+        return (every <= 1 or cut or last is None or (n - last >= every and not held)
                 or not self._tracker.followable)
 
     def _small_faces(self, n: int, pixels: np.ndarray, cut: bool) -> list[Detection]:

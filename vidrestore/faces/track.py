@@ -273,9 +273,11 @@ class Tracker:
         return [t.predicted_box() for t in self.live]
 
     def update(
-        self, n: int, detections: Sequence[Detection], pixels: np.ndarray, cut: bool = False
+        self, n: int, detections: Sequence[Detection], pixels: np.ndarray, cut: bool = False,
+        held: bool = False,
     ) -> None:
-        """Take frame ``n``'s detections (``cut``: a new scene starts here)."""
+        """Take frame ``n``'s detections (``cut``: a new scene starts here; ``held``: the
+        picture repeats the previous one, see :class:`~.cuts.HeldFrames`)."""
         if cut:
             self._lost.clear()
         live = self.live
@@ -284,10 +286,10 @@ class Tracker:
         matched_tracks = {i for i, _ in pairs}
         matched_dets = {j for _, j in pairs}
         for i, j in pairs:
-            self._hit(live[i], n, detections[j], looks[j], pixels)
+            self._hit(live[i], n, detections[j], looks[j], pixels, held)
         for i, track in enumerate(live):
             if i not in matched_tracks:
-                self._miss(track, n, cut)
+                self._miss(track, n, cut, held)
         for j, det in enumerate(detections):
             if j not in matched_dets:
                 self._start(n, det, looks[j], pixels)
@@ -299,13 +301,18 @@ class Tracker:
         return all(t.misses == 0 and t.registrar is not None and t.registrar.following
                    for t in self.live)
 
-    def coast(self, n: int, pixels: np.ndarray) -> None:
+    def coast(self, n: int, pixels: np.ndarray, held: bool = False) -> None:
         """Frame ``n`` without detection: each live track's last detection is carried to it by
         the motion its registration found since then (the detector's view moved with the
         face's pixels, its noise kept rather than replaced by a guess), and the smoother takes
         that with the registration; a track the registration loses counts the frame as
-        missed."""
+        missed. On a ``held`` frame every face stays where it was."""
         for track in self.live:
+            if held and not track.misses:
+                track.smoother.step(None, held=True)
+                track.quality.observe(n, None)
+                track.last_followed = n
+                continue
             if track.misses or track.registrar is None:
                 self._miss(track, n, False)
                 continue
@@ -408,11 +415,15 @@ class Tracker:
                 if cost[i, j] < _UNMATCHABLE]
 
     def _hit(self, track: Track, n: int, det: Detection, look: np.ndarray,
-             pixels: np.ndarray) -> None:
-        registered = None if track.registrar is None else track.registrar.step(
-            pixels, det.landmarks)
-        track.smoother.step(det.landmarks, det.score, registered)
-        track.registered_at_detection = None if registered is None else registered.landmarks
+             pixels: np.ndarray, held: bool = False) -> None:
+        if held:  # the registration would measure the same picture again
+            track.smoother.step(det.landmarks, det.score, None, held=True)
+        else:
+            registered = None if track.registrar is None else track.registrar.step(
+                pixels, det.landmarks)
+            track.smoother.step(det.landmarks, det.score, registered)
+            track.registered_at_detection = (None if registered is None
+                                             else registered.landmarks)
         track.quality.observe(n, det)
         track.detections[n] = det
         track.box = det.box
@@ -420,11 +431,11 @@ class Tracker:
         track.look = mixed / max(float(np.linalg.norm(mixed)), 1e-6)
         track.last_detected = track.last_followed = n
         track.misses = 0
-        track.hits += 1
+        track.hits += 0 if held else 1  # a repeated picture is not a second sighting
         if track.hits >= self.options.min_hits:
             self._confirm(track)
 
-    def _miss(self, track: Track, n: int, cut: bool) -> None:
+    def _miss(self, track: Track, n: int, cut: bool, held: bool = False) -> None:
         predicted = track.predicted_box()
         track.misses += 1
         if cut or not track.confirmed or track.misses > self.options.max_gap:
@@ -432,9 +443,9 @@ class Tracker:
             if track.confirmed and not cut:
                 self._lost.append(track)
             return
-        track.smoother.step(None)
+        track.smoother.step(None, held=held)
         track.quality.observe(n, None)
-        track.box = predicted
+        track.box = track.box if held else predicted
 
     def _start(self, n: int, det: Detection, look: np.ndarray, pixels: np.ndarray) -> None:
         smoother = LandmarkSmoother(n, self.options.smooth, self.tuning)
