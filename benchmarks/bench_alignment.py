@@ -44,8 +44,9 @@ each frame on 16 shifts of the detector's grid; no other frame is used, so the f
 motion is all in it), *jitter reduction* (:func:`~vidrestore.faces.metrics.jitter_reduction`:
 raw jitter / method jitter, same scales, on the frames that are not repeats of the picture
 before: both shared clips repeat pictures, and second differences across a repeat measure
-the frame-rate conversion's jumps; the JSON also has it on all frames), and *drift* (:func:`~vidrestore.faces.metrics.drift`: distance to the sigma-2 Gaussian
-low-pass of the raw detections; median, 95th percentile, share of frames beyond 20 px), and the
+the frame-rate conversion's jumps; the JSON also has it on all frames), and *drift*
+(:func:`~vidrestore.faces.metrics.drift`: distance to the sigma-2 Gaussian low-pass of the raw
+detections; median, 95th percentile, share of frames beyond 20 px), and the
 95th percentile of the *detector offset* (:func:`~vidrestore.faces.metrics.detector_offset`:
 the sigma-2 low-pass of estimate minus raw). Jitter reduction and drift both reward rounding
 off true motion: ``lp_s13.mp4`` (15 pictures a second at 25 fps) bobs by 20-25 frame px from
@@ -66,8 +67,8 @@ Output: the tables on stdout, every figure in ``benchmarks/results/alignment.jso
 clip, ``benchmarks/results/alignment_<clip>.png``: the aligned crops (512 shown at 128) of the
 6 worst frames of ``ours-offline`` (by distance from the consensus; by path error on
 ground-truth clips), ``ours`` above ``gaussian3``. Green: the template points; red: the raw
-detection carried into the crop; yellow: the consensus (the true landmarks on ground truth). A well-aligned crop has its red (yellow) points on the
-green ones.
+detection carried into the crop; yellow: the consensus (the true landmarks on ground truth).
+A well-aligned crop has its red (yellow) points on the green ones.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from procs import default_sigint
 from synth import as_frames, load_rgb, pan_frames, write_clip
 
 from vidrestore.faces import FaceOptions, similarity_transform
+from vidrestore.faces.cuts import HeldFrames
+from vidrestore.io import VideoReader
 from vidrestore.io.frame import Frame
 from vidrestore.restore.api import restore_video
 from vidrestore.restore.blend import paste_face, template_mask
@@ -151,6 +153,32 @@ def test_temporal_modes_reduce_flicker_on_a_nearly_static_face(ckpt, detector, t
     win = _face_flicker(ckpt, detector, frames, "window")
     rec = _face_flicker(ckpt, detector, frames, "recurrent")
     assert win < 0.8 * off and rec < off, (off, win, rec)
+
+
+def test_a_held_picture_is_restored_once_and_keeps_its_face(ckpt, detector, media_dir) -> None:
+    """``lp_s13.mp4`` shows 15 pictures a second at 25 fps. On each repeated picture the face
+    restored on the frame before is pasted again: the network runs once per picture, and from
+    the first frame of a repeat to the next the output changes only where the source does,
+    and no more than it does (the encoder's noise outside the face's mask)."""
+    with VideoReader(media_dir / "lp_s13.mp4") as reader:
+        frames = [f for f, _ in zip(reader, range(25), strict=False)]
+    held = HeldFrames()
+    repeats = [held.update(f.analysis) for f in frames]
+    r = _restorer(ckpt, detector)
+    outs = [o.pixels.astype(np.int16) for o in r.process(frames)]
+    faces = {n: _faces_at(r, n) for n in range(len(frames))}
+    on_held = sum(len(faces[n]) for n in range(len(frames)) if repeats[n])
+    on_new = sum(len(faces[n]) for n in range(len(frames)) if not repeats[n])
+    assert on_held >= 8 and on_new >= 12, (on_held, on_new)
+    assert r.engine.decoded == on_new
+    assert sum(r.faces_restored.values()) == on_held + on_new
+    src = [f.pixels.astype(np.int16) for f in frames]
+    for n in range(1, len(frames)):
+        if repeats[n] and faces[n]:
+            cover = _coverage(src[n].shape, faces[n])
+            changed = np.abs(outs[n] - outs[n - 1])[cover]
+            assert (changed <= np.abs(src[n] - src[n - 1])[cover] + 1).all(), n
+            assert not np.array_equal(outs[n][cover], src[n][cover]), "the face is restored"
 
 
 def test_state_snapshot_continues_bit_for_bit(ckpt, detector, two_faces) -> None:

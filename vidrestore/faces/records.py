@@ -90,11 +90,14 @@ class TrackedFace:
 
 @dataclass(frozen=True, slots=True)
 class FrameFaces:
-    """A frame with its final faces; ``cut`` marks the first frame of a new scene."""
+    """A frame with its final faces; ``cut`` marks the first frame of a new scene, ``held`` a
+    picture that repeats the frame before (:class:`~.cuts.HeldFrames`: its faces have not
+    moved)."""
 
     frame: Frame
     faces: list[TrackedFace]
     cut: bool
+    held: bool = False
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

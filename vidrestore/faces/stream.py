@@ -75,7 +75,7 @@ class FaceStream:
         self._batch = 1 if self.options.causal else self.options.batch
         self._hold = 0 if self.options.causal else self.options.lookahead
         self._pending: list[Frame] = []
-        self._ready: deque[tuple[int, Frame, bool]] = deque()
+        self._ready: deque[tuple[int, Frame, bool, bool]] = deque()
         self._count = 0
         self._last_scan: int | None = None
         self._last_detected: int | None = None
@@ -135,7 +135,7 @@ class FaceStream:
                         if d.width >= self.options.min_face]
                 self._tracker.update(n, kept, pixels, cut, held[k])
                 self._last_detected = n
-            self._ready.append((n, frame, cut))
+            self._ready.append((n, frame, cut, held[k]))
         self._count += len(frames)
 
     def _detect_due(self, n: int, cut: bool, last: int | None, held: bool = False) -> bool:
@@ -172,8 +172,8 @@ class FaceStream:
         out = []
         final = not self.options.causal
         while len(self._ready) > hold:
-            n, frame, cut = self._ready.popleft()
+            n, frame, cut, held = self._ready.popleft()
             faces = self._tracker.faces(n, frame.index, final=final)
-            out.append(FrameFaces(frame, faces, cut))
+            out.append(FrameFaces(frame, faces, cut, held))
             self._tracker.forget_before(n + 1)
         return out

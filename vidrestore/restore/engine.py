@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -104,9 +104,16 @@ class FaceEngine:
         self.on_batch: Callable[[], None] | None = None
 
     # -- feeding ---------------------------------------------------------------------------------
-    def submit(self, frame_index: int, items: list[FaceItem]) -> None:
-        """All selected faces of one frame (possibly none), in frame order."""
+    def submit(self, frame_index: int, items: list[FaceItem],
+               repeats: Iterable[int] = ()) -> None:
+        """All selected faces of one frame (possibly none), in frame order. ``repeats``: the
+        tracks whose faces on this frame repeat their faces of the frame before (a held
+        picture, whose restored faces the caller uses again): they are not restored twice,
+        and their segments (windows, recurrent states) go on through the frame."""
         self._last_frame = frame_index
+        for track_id in repeats:
+            if self._track_last_seen.get(track_id) == frame_index - 1:
+                self._track_last_seen[track_id] = frame_index
         for it in items:
             if it.new_segment or self._track_last_seen.get(it.track_id) != frame_index - 1:
                 it.new_segment = True

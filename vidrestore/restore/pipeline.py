@@ -71,6 +71,8 @@ class _Pending:
     gray: bool
     # exact RGB boxes of the source the faces were cut from (Frame.region), pasted into later
     regions: list[tuple[Box, np.ndarray]] = field(default_factory=list)
+    # faces of a held picture that repeat the frame before: pasted with its restored faces
+    repeats: list[FaceItem] = field(default_factory=list)
 
 
 def snapshot_types() -> tuple[type, ...]:
@@ -165,6 +167,11 @@ class Restorer:
         #: found and tracked (a preview needs the full run's tracks but few faces restored).
         self.only_frames: set[int] | None = None
         self._pending: deque[_Pending] = deque()
+        # the last frame submitted (index, track -> affine), whose faces a held picture repeats
+        self._submitted: tuple[int, dict[int, np.ndarray]] = (-2, {})
+        # the last frame pasted: track -> its restored face and unblended mask
+        self._pasted: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._repeated: dict[int, int] = {}  # faces restored by repeating one, per track
 
     def _upscaler(self, background: BackgroundDescriptor | Upscaler | None,
                   store: WeightStore) -> Upscaler:
@@ -202,8 +209,11 @@ class Restorer:
 
     @property
     def faces_restored(self) -> dict[int, int]:
-        """Faces restored so far, per track id."""
-        return dict(self.engine.faces_restored)
+        """Faces restored so far, per track id (a held picture's repeated faces included)."""
+        out = dict(self.engine.faces_restored)
+        for track_id, n in self._repeated.items():
+            out[track_id] = out.get(track_id, 0) + n
+        return out
 
     def process(self, frames: Iterable[Frame], *, final: bool = True, complete: bool = False,
                 on_step: Callable[[], None] | None = None) -> Iterator[Frame]:
@@ -283,7 +293,8 @@ class Restorer:
             "mask_tracks": getattr(self.masker, "_track", None),
             "pending": self._pending, "tracks": self.tracks, "frame_pts": self.frame_pts,
             "frames_done": self.frames_done, "frames_in": self.frames_in,
-            "track_ids": self.track_ids,
+            "track_ids": self.track_ids, "submitted": self._submitted,
+            "pasted": self._pasted, "repeated": self._repeated,
         }
 
     def set_state(self, data: bytes, *, what: str = "restore state") -> None:
@@ -308,6 +319,8 @@ class Restorer:
         self.frames_done = state["frames_done"]
         self.frames_in = state["frames_in"]
         self.track_ids = state["track_ids"]
+        self._submitted, self._pasted = state["submitted"], state["pasted"]
+        self._repeated = state["repeated"]
         self.upscaler.forget()
 
     # -- internals -----------------------------------------------------------------------------
@@ -327,6 +340,8 @@ class Restorer:
         kept = self.keep_tracks and (self.only_frames is None or frame.index in self.only_frames)
         picture: np.ndarray | None = None
         regions: list[tuple[Box, np.ndarray]] = []
+        repeats: list[FaceItem] = []
+        before, previous = self._submitted
         by_region = self._by_region(frame)
         for face in ff.faces:
             if kept:
@@ -338,6 +353,12 @@ class Restorer:
                 continue  # left as it is (blend 0: nothing of a restored face would show;
                 # weight 0: a profile, failed landmarks, or a track that never earned it)
             affine = similarity_transform(face.landmarks)
+            if ff.held and before == frame.index - 1 and face.track_id in previous \
+                    and np.array_equal(previous[face.track_id], affine):
+                # a held picture's face where it was: its restored face is the frame before's
+                repeats.append(FaceItem(frame.index, face.track_id, np.empty((0,), np.uint8),
+                                        affine, new_segment=False, fidelity=own.fidelity))
+                continue
             if by_region:  # only the pixels the crop samples are converted
                 w, h = frame.size
             else:
@@ -360,8 +381,9 @@ class Restorer:
                 crop = warp_face(part, _shifted(affine, box))
             items.append(FaceItem(frame.index, face.track_id, crop, affine, new_segment=ff.cut,
                                   fidelity=own.fidelity))
-        self.engine.submit(frame.index, items)
-        self._pending.append(_Pending(ff, items, gray, regions))
+        self.engine.submit(frame.index, items, repeats=[it.track_id for it in repeats])
+        self._pending.append(_Pending(ff, items, gray, regions, repeats))
+        self._submitted = (frame.index, {it.track_id: it.affine for it in items + repeats})
 
     def _ready(self) -> Iterator[tuple[Frame, Frame]]:
         up = self.upscaler
@@ -372,7 +394,7 @@ class Restorer:
             if up.active:  # keep the next frames' backgrounds going while this one is pasted
                 self._start_canvases()
             src = p.source.frame
-            out = (self._paste_regions(p) if p.items and self._by_region(src)
+            out = (self._paste_regions(p) if (p.items or p.repeats) and self._by_region(src)
                    else self._paste_whole(p))
             self.frames_done += 1
             yield src, out
@@ -387,7 +409,7 @@ class Restorer:
         if up.active and self._wanted(src.index):  # made ahead on the background thread
             pixels = (up.take(src.index) if up.started(src.index)
                       else up.canvas(src.pixels, gray=self._gray_background(src)))
-        elif p.items:
+        elif p.items or p.repeats:
             pixels = np.array(src.pixels, copy=True)
             boxes = [] if self.face_stream.turns == 0 else None
         if pixels is None:
@@ -410,12 +432,18 @@ class Restorer:
         landmarks); the items let go of their faces."""
         faces = [it.restored for it in p.items if it.restored is not None]
         masks = self.masker.masks(faces, [it.track_id for it in p.items])
+        made = list(zip(p.items, faces, masks, strict=True))
+        for it in p.items:
+            it.restored = None
+        for it in p.repeats:  # the frame before was pasted just now: its faces are at hand
+            made.append((it, *self._pasted[it.track_id]))
+            self._repeated[it.track_id] = self._repeated.get(it.track_id, 0) + 1
+        self._pasted = {it.track_id: (face, mask) for it, face, mask in made}
         weight = {f.track_id: f.weight for f in p.source.faces}
         out = []
-        for it, face, mask in zip(p.items, faces, masks, strict=True):
+        for it, face, mask in made:
             blend = self._blend(it.track_id) * weight.get(it.track_id, 1.0)
             out.append((it, face, mask if blend == 1 else mask * blend))
-            it.restored = None
         return out
 
     def _by_region(self, frame: Frame) -> bool:
