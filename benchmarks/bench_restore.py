@@ -128,7 +128,7 @@ def network_only(options, clip: Path) -> tuple[float, int]:
             a = similarity_transform(face.landmarks)
             items.append((ff.frame.index, face.track_id, warp_face(ff.frame.pixels, a), a))
     eng = FaceEngine(model, options, batch_size=options.batch_size or default_batch_size(
-        device, model.runtime))
+        device, model.per_item))
     _sync(device)
     t0 = time.perf_counter()
     for f, tid, crop, a in items:

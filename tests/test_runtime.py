@@ -194,6 +194,38 @@ def test_openvino_gives_a_face_the_same_values_in_any_batch(tiny: Path, tiny_hom
         assert torch.equal(restored(x[k : k + 1]), together[k : k + 1])
 
 
+@pytest.mark.parametrize("runtime", ["torch", "openvino"])
+def test_a_short_batch_is_padded_only_where_the_batch_changes_results(
+        runtime: str, tiny: Path, tiny_home: Path) -> None:
+    """With ``--batch-size 3`` a lone face goes through the network as a batch of 3 in PyTorch
+    (its kernels may depend on the batch), as itself in OpenVINO (face by face)."""
+    if runtime != "torch" and runtime not in AVAILABLE:
+        pytest.skip(f"{runtime} is not installed")
+    from vidrestore.restore.engine import FaceEngine, FaceItem
+
+    desc = load_restorer(tiny, device="cpu", dtype="float32", runtime=runtime,
+                         store=WeightStore(tiny_home))
+    assert desc.per_item == (runtime == "openvino")
+    seen: list[int] = []
+    net = desc.model
+    encode = net.encode
+
+    def counted(x: torch.Tensor) -> object:
+        seen.append(int(x.shape[0]))
+        return encode(x)
+
+    net.encode = counted  # type: ignore[method-assign]
+    try:
+        engine = FaceEngine(desc, RestoreOptions(temporal="off"), batch_size=3)
+        item = FaceItem(0, 1, _crop(2), np.eye(2, 3), True)
+        engine.submit(0, [item])
+        engine.drain()
+    finally:
+        del net.encode
+    assert seen == [1 if runtime == "openvino" else 3]
+    assert item.restored is not None and item.restored.shape == (512, 512, 3)
+
+
 def test_runtime_descriptor_facts(tiny: Path, tiny_home: Path) -> None:
     runtime = AVAILABLE[0]
     desc = load_restorer(tiny, device="cpu", dtype="float32", runtime=runtime,

@@ -43,6 +43,16 @@ def version(runtime: str) -> str:
     return str(module.__version__)
 
 
+def per_item(runtime: str) -> bool:
+    """Whether ``runtime``'s graphs compute each item of a batch on its own (OpenVINO's:
+    compiled for one item), so an item's result never depends on the batch it came in."""
+    graphs: dict[str, type[_OnnxRuntimeGraph] | type[_OpenVinoGraph]] = {
+        "onnxruntime": _OnnxRuntimeGraph, "openvino": _OpenVinoGraph}
+    if runtime not in graphs:
+        raise ValueError(f"unknown runtime {runtime!r}")
+    return graphs[runtime].PER_ITEM
+
+
 def load(runtime: str, model: bytes, *, bfloat16: bool, threads: int) -> Graph:
     """``model`` (the bytes of an ONNX file) ready to run in ``runtime``."""
     if runtime == "onnxruntime":
@@ -55,6 +65,8 @@ def load(runtime: str, model: bytes, *, bfloat16: bool, threads: int) -> Graph:
 
 
 class _OnnxRuntimeGraph:
+    PER_ITEM = False  # a batch runs as one call
+
     def __init__(self, model: bytes, threads: int) -> None:
         import onnxruntime as ort
 
@@ -89,6 +101,8 @@ def _openvino_core() -> Any:
 
 
 class _OpenVinoGraph:
+    PER_ITEM = True  # compiled for one item; a batch runs item by item
+
     def __init__(self, model: bytes, *, bfloat16: bool, threads: int) -> None:
         core = _openvino_core()
         self._model = core.read_model(model)

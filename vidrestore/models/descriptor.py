@@ -62,6 +62,13 @@ class RestorerDescriptor:
         )
 
     @property
+    def per_item(self) -> bool:
+        """Whether the network computes each face of a batch on its own, so a face's result
+        never depends on the batch (OpenVINO's graphs); PyTorch's convolutions may choose
+        their kernels by batch size."""
+        return bool(getattr(self.model, "per_item", False))
+
+    @property
     def module(self) -> CodeFormer:
         """The PyTorch network (parameters, state dict, ``forward``), whatever runs the stages."""
         net = self.model

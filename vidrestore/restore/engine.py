@@ -221,8 +221,12 @@ class FaceEngine:
 
         Convolution kernels may be chosen per batch size, which changes results in the last few
         bits; a constant batch size makes every face's result independent of how the faces were
-        grouped (chunked runs equal single runs, identical faces give identical output).
+        grouped (chunked runs equal single runs, identical faces give identical output). A
+        network that computes each face on its own (:attr:`RestorerDescriptor.per_item`) has
+        that already, and the padding would only be computed for nothing.
         """
+        if self.model.per_item:
+            return values
         return values + [values[-1]] * (self.batch_size - len(values))
 
     @torch.inference_mode()

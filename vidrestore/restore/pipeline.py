@@ -51,14 +51,14 @@ log = logging.getLogger(__name__)
 __all__ = ["Restorer", "default_batch_size", "resolve_device", "resolve_dtype", "snapshot_types"]
 
 
-def default_batch_size(device: torch.device, runtime: str = "torch") -> int:
-    """Faces per network call when the user leaves it automatic: one for OpenVINO, which runs
-    a batch face by face (see :mod:`vidrestore.runtimes`), so a larger batch would only add the
-    padding of its short batches."""
+def default_batch_size(device: torch.device, per_item: bool = False) -> int:
+    """Faces per network call when the user leaves it automatic: one for a network that
+    computes each face on its own (OpenVINO's, :attr:`RestorerDescriptor.per_item`), where a
+    larger batch gains nothing and holds more faces in memory."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(max(4, min(32, free // (1 << 30))))  # ~1 GiB a face at 16-bit, generous
-    return 1 if runtime == "openvino" else 2
+    return 1 if per_item else 2
 
 
 _SAME = TrackSetting()  # a track without settings of its own
@@ -150,7 +150,7 @@ class Restorer:
         det = detector if detector is not None else create_detector(
             self.face_options.detector, self.face_options, device=str(self.device), store=store)
         self.face_stream = FaceStream(det, self.face_options, turns=quarter_turns(rotation))
-        batch = self.options.batch_size or default_batch_size(self.device, self.model.runtime)
+        batch = self.options.batch_size or default_batch_size(self.device, self.model.per_item)
         self.engine = FaceEngine(self.model, self.options, batch_size=batch)
         self.masker = create_masker(self.options.mask, self.device, store)
         self.upscaler = self._upscaler(background, store)

@@ -60,6 +60,8 @@ class RuntimeNetwork:
             raise ValueError(f"the CPU runtimes compute in float32 or bfloat16, not {precision}")
         self.module = module.to("cpu", torch.float32).eval().requires_grad_(False)
         self.runtime = runtime
+        #: Whether each face of a batch is computed on its own (:func:`runtimes.per_item`).
+        self.per_item = runtimes.per_item(runtime)
         self.precision = precision
         self.threads = threads or torch.get_num_threads()
         self.cache = cache or GraphCache(None)
