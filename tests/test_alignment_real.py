@@ -121,13 +121,15 @@ def test_real_clip_causal_stays_on_the_face_the_detector_sees(real_clip: dict) -
 def test_repeated_pictures_are_held_with_their_faces(real_clip: dict) -> None:
     """The clip's repeated pictures (a grey difference from the frame before under 0.2
     levels on average, against 0.5 or more for every picture that moved) are the frames
-    found held, and on each of them the offline landmarks are those of the frame before: a
-    still picture gets a still face."""
+    found held once two new pictures have shown how much this clip's pictures differ, and on
+    each of them the offline landmarks are those of the frame before: a still picture gets a
+    still face."""
     frames, track, held = real_clip["frames"], real_clip["track"], real_clip["held"]
     grey = [f.analysis.mean(axis=2) for f in frames]
     repeats = np.array([False] + [float(np.abs(a - b).mean()) < 0.2
                                   for a, b in itertools.pairwise(grey)])
-    assert np.array_equal(held, repeats[track.frames.start:track.frames.stop])
+    known = slice(5, None)  # after the first two new pictures
+    assert np.array_equal(held[known], repeats[track.frames.start:track.frames.stop][known])
     assert 25 <= held.sum() <= 45, f"{held.sum()} held frames of {len(held)}"
     smooth = track.smooth
     moves = np.abs(smooth[1:] - smooth[:-1]).max(axis=(1, 2))

@@ -11,12 +11,16 @@ several frames, and its motion happens in jumps between them. A face on a repeat
 not moved: its landmarks must repeat too (a restored face that shifts on a still picture is
 flicker), and a smoother must not round off the jumps as if they were noise. A frame is held
 when no 8x8 block of a grey copy about 320 pixels wide differs from the picture the hold
-started on by more than ``HELD_LEVEL`` on average: the encoder's noise on a repeat stays under
-5 levels, while any motion, even of one small face, moves some block by 15 or more (both real
-clips of the test media).
+started on by more than ``HELD_LEVEL`` on average, and by less than ``HELD_CONTRAST`` of what
+the recent new pictures differed by. In both real clips of the test media the encoder's noise
+on a repeat stays under 5 levels where a new picture moves some block by 15 to 190. A slow
+pan (0.3 px a frame at 720p) moves the blocks by only 5 to 10 on every frame: it repeats
+nothing, and the contrast tells it from a repeat.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import cv2
 import numpy as np
@@ -30,6 +34,10 @@ HELD_WIDTH = 320
 HELD_BLOCK = 8
 HELD_LEVEL = 8.0
 """Largest mean absolute difference (8-bit levels) of any block between held pictures."""
+HELD_CONTRAST = 0.25
+"""A repeat differs by at most this share of the median difference of the recent new
+pictures (``HELD_HISTORY`` of them, at least 2 seen)."""
+HELD_HISTORY = 9
 HELD_LONGEST = 4
 """Most frames in a row taken as repeats of one picture: a scene that is truly still for
 longer gets fresh measurements again."""
@@ -109,24 +117,32 @@ class HeldFrames:
 
     Each frame is compared with the picture the current hold started on, not with the frame
     before, so a slow drift adds up and ends the hold; at most ``longest`` frames in a row are
-    held. The first frame, and the frame after a cut, are not held.
+    held. The first frames of a video or a scene are not held until two new pictures tell how
+    much its pictures differ.
     """
 
     def __init__(self, longest: int = HELD_LONGEST) -> None:
         self.longest = int(longest)
         self._reference: np.ndarray | None = None
         self._run = 0
+        self._levels: deque[float] = deque(maxlen=HELD_HISTORY)  # of the new pictures
         self.last_level = float("inf")
 
     def update(self, pixels: np.ndarray, cut: bool = False) -> bool:
         """Feed the next frame (``cut``: a new scene starts on it); True when it is held."""
         current = held_picture(pixels)
         reference = self._reference
-        self.last_level = (float("inf") if reference is None or cut
-                           or reference.shape != current.shape
-                           else held_level(reference, current))
-        if self.last_level <= HELD_LEVEL and self._run < self.longest:
+        if cut or reference is None or reference.shape != current.shape:
+            self._levels.clear()
+            level = float("inf")
+        else:
+            level = held_level(reference, current)
+        self.last_level = level
+        if (level <= HELD_LEVEL and len(self._levels) >= 2 and self._run < self.longest
+                and level <= HELD_CONTRAST * float(np.median(self._levels))):
             self._run += 1
             return True
+        if np.isfinite(level):
+            self._levels.append(level)
         self._reference, self._run = current, 0
         return False
