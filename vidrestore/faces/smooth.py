@@ -30,6 +30,11 @@ Offline, each frame's estimate is the fixed-lag Rauch-Tung-Striebel smoothed val
 frame received so far (up to the stream's look-ahead): it uses what follows as much as what came
 before, so real motion is held without lag. Frames without a detection are predicted forward and
 then smoothed, which interpolates short gaps. In causal mode the forward (filtered) value is used.
+
+A held frame (its picture repeats the one before, :class:`~.cuts.HeldFrames`) shows the same
+instant: the state does not move on there (its detection is one more measurement of that
+instant), the next new picture moves it on by all the frames since, and the estimate given
+for a held frame is the one given for the frame before.
 """
 
 from __future__ import annotations
