@@ -88,7 +88,8 @@ def real_clip(media_dir: Path, yunet_path: Path) -> dict:
     agreed, _ = consensus(frames, track, yunet_path)
     held = held_frames(frames)[track.frames.start:track.frames.stop]
     figures = {m: _real_figures(e, track.raw, agreed, ~held) for m, e in estimates.items()}
-    return {"frames": frames, "track": track, "held": held, "figures": figures}
+    return {"frames": frames, "track": track, "held": held, "figures": figures,
+            "offline": offline}
 
 
 def test_real_clip_offline_stays_on_the_face_the_detector_sees(real_clip: dict) -> None:
@@ -131,6 +132,8 @@ def test_repeated_pictures_are_held_with_their_faces(real_clip: dict) -> None:
     known = slice(5, None)  # after the first two new pictures
     assert np.array_equal(held[known], repeats[track.frames.start:track.frames.stop][known])
     assert 25 <= held.sum() <= 45, f"{held.sum()} held frames of {len(held)}"
+    reported = [f for ff in real_clip["offline"] for f in ff.faces if f.track_id == track.track_id]
+    assert [f.held for f in reported] == list(held)
     smooth = track.smooth
     moves = np.abs(smooth[1:] - smooth[:-1]).max(axis=(1, 2))
     assert moves[held[1:]].max() < 0.01, moves[held[1:]]

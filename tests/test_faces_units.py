@@ -464,8 +464,14 @@ def test_report_round_trip_and_schema(tmp_path) -> None:
     assert data["schema"] == 1 and data["video"] == {"width": 320, "height": 240}
     assert set(data["tracks"][0]["frames"][0]) == {
         "frame", "pts", "time", "box", "score", "landmarks_raw", "landmarks", "interpolated",
-        "weight"}
+        "weight", "held"}
     assert read_tracks_report(path) == report
+    # a report of an earlier version, without "held", reads as nothing held
+    for t in data["tracks"]:
+        for f in t["frames"]:
+            del f["held"]
+    (tmp_path / "earlier.json").write_text(json.dumps(data))
+    assert read_tracks_report(tmp_path / "earlier.json") == report
     assert json.loads(dumps(report.to_dict())) == report.to_dict()
     with pytest.raises(OutputError, match="exists"):
         report.write(path, overwrite=False)

@@ -68,6 +68,8 @@ class TrackedFace:
     (``detect_every``: the face followed by its registration). ``weight`` (0..1) is how
     much of the restored face is pasted back: 0 for a profile, failed landmarks or a track that
     has not earned restoration, fading in and out over a few frames (see :mod:`.track`).
+    ``held``: the picture repeats the frame before (:class:`~.cuts.HeldFrames`), and
+    ``landmarks`` are that frame's.
     """
 
     track_id: int
@@ -78,6 +80,7 @@ class TrackedFace:
     landmarks: np.ndarray
     interpolated: bool
     weight: float = 1.0
+    held: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "box", _as_box(self.box))

@@ -22,11 +22,14 @@ Schema 1::
             "landmarks_raw": [[x, y] x 5],   # detector's points; null on bridged frames
             "landmarks": [[x, y] x 5],       # smoothed points used for alignment
             "interpolated": false,    # true: not detected here (missed, or --detect-every)
-            "weight": 1.0}            # share of the restored face pasted back (0: left alone)
+            "weight": 1.0,            # share of the restored face pasted back (0: left alone)
+            "held": false}            # true: the picture repeats the frame before, and so do
+                                      # the landmarks (absent in reports of earlier versions)
          ],
          "reason": null,              # why the track is left alone (null: it is restored)
          "alignment": {               # how the smoothed points relate to the detections
            "jitter_reduction": 9.3,   # frame-to-frame shake of the detections / of the points
+                                      # (on the frames that are not held)
            "drift_p95": 4.1,          # 95th percentile distance from the detections' low-pass
            "offset_p95": 2.2,         # ... of the lasting (low-passed) offset from them
            "doubtful": false}}        # offset_p95 above DOUBTFUL_OFFSET_PX: check the preview
@@ -83,6 +86,7 @@ class FaceEntry:
     landmarks: tuple[tuple[float, float], ...]
     interpolated: bool
     weight: float = 1.0
+    held: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,7 +95,7 @@ class FaceEntry:
             "landmarks_raw": None if self.landmarks_raw is None
             else [list(p) for p in self.landmarks_raw],
             "landmarks": [list(p) for p in self.landmarks], "interpolated": self.interpolated,
-            "weight": self.weight,
+            "weight": self.weight, "held": self.held,
         }
 
 
@@ -121,8 +125,9 @@ class TrackEntry:
 
 
 def track_alignment(frames: Sequence[FaceEntry]) -> dict[str, Any]:
-    """Jitter reduction, drift p95 and lasting-offset p95 of a track's smoothed landmarks
-    against its raw detections, and whether the alignment is doubtful."""
+    """Jitter reduction (on the frames that are not held), drift p95 and lasting-offset p95 of
+    a track's smoothed landmarks against its raw detections, and whether the alignment is
+    doubtful."""
     from .metrics import detector_offset, drift, drift_summary, jitter_reduction
 
     nan = np.full((5, 2), np.nan)
@@ -133,8 +138,9 @@ def track_alignment(frames: Sequence[FaceEntry]) -> dict[str, Any]:
                            "doubtful": False}
     if not np.isfinite(raw).all(axis=(1, 2)).any():
         return out
+    new = np.array([not f.held for f in frames])
     with contextlib.suppress(ValueError):  # too short for a second difference
-        steadier = jitter_reduction(est, raw)
+        steadier = jitter_reduction(est, raw, keep=new)
         # infinite where the points do not move at all: JSON has no such number
         out["jitter_reduction"] = _num(steadier, 2) if np.isfinite(steadier) else None
     out["drift_p95"] = _num(drift_summary(drift(est, raw)).p95, 2)
@@ -223,6 +229,7 @@ def _entry(f: Mapping[str, Any]) -> FaceEntry:
         landmarks=tuple((float(x), float(y)) for x, y in f["landmarks"]),
         interpolated=bool(f["interpolated"]),
         weight=float(f.get("weight", 1.0)),
+        held=bool(f.get("held", False)),
     )
 
 
@@ -248,6 +255,7 @@ def face_entry(face: TrackedFace, pts: int | None, time: float | None) -> FaceEn
         landmarks=_points(face.landmarks) or (),
         interpolated=bool(face.interpolated),
         weight=_num(face.weight, 4),
+        held=bool(face.held),
     )
 
 

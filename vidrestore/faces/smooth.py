@@ -256,6 +256,10 @@ class LandmarkSmoother:
         self._qs.append(self._transition_q())
         self._next += 1
 
+    def held(self, frame: int) -> bool:
+        """Whether stored ``frame`` was stepped as held (its picture repeats the one before)."""
+        return self._dt[self._index(frame)] == 0
+
     def filtered(self, frame: int) -> np.ndarray:
         """Forward (causal) estimate at ``frame``: uses nothing after it. On a held frame,
         the estimate given for the frame before, when that was asked for."""

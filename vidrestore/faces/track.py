@@ -364,6 +364,7 @@ class Tracker:
                     landmarks=landmarks,
                     interpolated=det is None,
                     weight=track.quality.weight(n),
+                    held=track.smoother.held(n),
                 )
             )
         return sorted(out, key=lambda f: f.track_id)
