@@ -178,11 +178,14 @@ class LandmarkSmoother:
         self._s: np.ndarray | None = None  # shape state (10, 1)
         self._sp: np.ndarray | None = None
         # Per stored frame: filtered state, covariance and the noise of the next transition.
-        # Every pose value (and every shape value) has the same model and noise, so covariances
-        # are Kronecker products kron(C, I) and only the small factor C matters. Both parts are
-        # stored together as a (4, 10) state [pose values; velocities; offsets; shape] (pose
-        # rows padded with zeros) with a block-diagonal 4x4 covariance, so one RTS pass on that
-        # reduced form smooths both exactly (the blocks never mix).
+        # Each pose value has a model of its own that no measurement mixes with another's, and
+        # the two centroid values share theirs, as do the two rotation-scale values (the
+        # registration weighs them differently) and all shape values: the covariances are
+        # block-diagonal with one small factor per group. Both parts are stored together as a
+        # (4, 10) state [pose values; velocities; offsets; shape] (pose rows padded with zeros)
+        # with, per frame, two block-diagonal 4x4 covariances (the centroid's block, then the
+        # rotation-scale's; shape in both), so two RTS passes on that reduced form smooth
+        # every value exactly.
         self._xs: list[np.ndarray] = []
         self._ps: list[np.ndarray] = []
         self._qs: list[np.ndarray] = []
@@ -247,9 +250,10 @@ class LandmarkSmoother:
         x = np.zeros((4, 10))
         x[:3, :4] = self._x.reshape(3, 4)
         x[3] = self._s[:, 0]
-        p = np.zeros((4, 4))
-        p[:3, :3] = self._p[np.ix_(_POSE_ROWS, _POSE_ROWS)]
-        p[3, 3] = self._sp[0, 0]
+        p = np.zeros((2, 4, 4))
+        for g, rows in enumerate(_GROUP_ROWS):
+            p[g, :3, :3] = self._p[np.ix_(rows, rows)]
+        p[:, 3, 3] = self._sp[0, 0]
         self._xs.append(x)
         self._ps.append(p)
         # transition noise to the next frame depends on the current size estimate
@@ -296,8 +300,10 @@ class LandmarkSmoother:
         lo = max(0, i - self.history)
         if len(self._xs) - lo == 1:
             return self._filtered(i)
-        x = _rts_means(np.stack(self._xs[lo:]), np.stack(self._ps[lo:]),
-                       np.stack(self._qs[lo:]), np.array(self._dt[lo:]))
+        xs, ps = np.stack(self._xs[lo:]), np.stack(self._ps[lo:])
+        qs, dts = np.stack(self._qs[lo:]), np.array(self._dt[lo:])
+        x = _rts_means(xs, ps[:, 0], qs, dts)  # centroid and shape
+        x[:, :3, 2:4] = _rts_means(xs, ps[:, 1], qs, dts)[:, :3, 2:4]  # rotation and scale
         reach = self._guard_reach
         rows = np.arange(max(lo, i - reach), min(len(self._xs), i + reach + 1))
         if radius:
@@ -554,7 +560,9 @@ _F3 = np.eye(3)  # one pose value: value, velocity, offset of the registration
 _F3[:2, :2] = _F2
 _F4 = np.eye(4)  # the stored reduced form: the pose block and shape
 _F4[:3, :3] = _F3
-_POSE_ROWS = (0, 4, 8)  # a pose value's value, velocity and offset in the full state
+# a pose value's value, velocity and offset in the full state: of the centroid's x (the model of
+# both centroid values), of the rotation-scale pair's first (the model of both)
+_GROUP_ROWS = ((0, 4, 8), (2, 6, 10))
 # discrete white-noise acceleration over one frame (filterpy's Q_discrete_white_noise(2, 1, 1))
 _WHITE_ACCEL = np.array([[0.25, 0.5], [0.5, 1.0]])
 _POSE_F = np.kron(_F3, _I4)
