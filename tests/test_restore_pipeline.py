@@ -21,7 +21,7 @@ from procs import default_sigint
 from synth import as_frames, load_rgb, pan_frames, write_clip
 
 from vidrestore.faces import FaceOptions, similarity_transform
-from vidrestore.faces.cuts import HeldFrames
+from vidrestore.faces.cuts import HELD_LONGEST, HeldFrames
 from vidrestore.io import VideoReader
 from vidrestore.io.frame import Frame
 from vidrestore.restore.api import restore_video
@@ -179,6 +179,32 @@ def test_a_held_picture_is_restored_once_and_keeps_its_face(ckpt, detector, medi
             changed = np.abs(outs[n] - outs[n - 1])[cover]
             assert (changed <= np.abs(src[n] - src[n - 1])[cover] + 1).all(), n
             assert not np.array_equal(outs[n][cover], src[n][cover]), "the face is restored"
+
+
+@pytest.mark.parametrize("temporal", ["off", "window"])
+def test_a_preview_of_repeated_pictures_equals_the_full_run(tmp_path, ckpt, mirror_env,
+                                                            two_faces, temporal) -> None:
+    """Pictures shown at 25 fps from 15 a second: a chosen frame that repeats the picture
+    before is previewed with the face of the frame its repeat started on, as the full run
+    pastes it."""
+    from vidrestore.restore.preview import preview_video
+
+    moving = pan_frames(two_faces, 15, (400, 240))
+    shown = [moving[t * 3 // 5] for t in range(25)]
+    clip = write_clip(tmp_path / "in.mp4", shown)
+    options = RestoreOptions(weights=str(ckpt), temporal=temporal, window=1, mask="template")
+    (tmp_path / "full").mkdir()
+    restore_video(clip, tmp_path / "full" / "f_%03d.png", options, progress=False)
+    with VideoReader(clip) as reader:
+        held = HeldFrames()
+        repeats = [n for n, f in enumerate(reader) if held.update(f.analysis)]
+    chosen = [n for n in repeats if n >= 8][:3]
+    assert len(chosen) == 3, repeats
+    summary = preview_video(clip, tmp_path / "look", options, at=[n / 25 for n in chosen])
+    assert [f.index for f in summary.frames] == chosen
+    for f in summary.frames:
+        full = load_rgb(tmp_path / "full" / f"f_{f.index + 1:03d}.png")
+        assert np.array_equal(load_rgb(Path(f.restored)), full), f.index
 
 
 def test_state_snapshot_continues_bit_for_bit(ckpt, detector, two_faces) -> None:
@@ -364,7 +390,7 @@ def test_preview_frames_equal_the_full_run(tmp_path, ckpt, mirror_env, two_faces
         assert not np.array_equal(source, full) and f.faces == 2
         assert np.array_equal(load_rgb(Path(f.side_by_side)), np.concatenate([source, full], 1))
     # only the faces the chosen frames depend on went through the network
-    assert summary.faces_through_network <= 3 * (2 * options.window + 1) * 2
+    assert summary.faces_through_network <= 3 * (2 * options.window + 1 + HELD_LONGEST) * 2
     assert summary.frames_read <= 20 + 12 + 2 + 1 and summary.estimated_seconds > 0
     data = json.loads((tmp_path / "look" / "preview.json").read_text())
     assert [f["index"] for f in data["frames"]] == [4, 12, 20]

@@ -2,9 +2,10 @@
 
 Faces are found, tracked and smoothed on every frame from the start of the input up to the last
 chosen frame (as in the full run, so track IDs, landmarks and look-ahead are the same), but only
-the faces the chosen frames depend on go through the network: in ``window`` mode the window
-around each chosen frame, with ``recurrent`` mode (or face-parsing masks, which are averaged
-along each track) also ``WARMUP`` frames before it. In ``window`` and ``off`` modes with the
+the faces the chosen frames depend on go through the network: the few frames before each one
+that a repeated picture takes its faces from, in ``window`` mode the window around it, with
+``recurrent`` mode (or face-parsing masks, which are averaged along each track) also ``WARMUP``
+frames before it. In ``window`` and ``off`` modes with the
 template mask a preview frame equals the full run's frame exactly; with ``recurrent`` (or
 parsing masks) the carried state starts ``WARMUP`` (``MASK_WARMUP``) frames early, so it is
 close but not equal.
@@ -29,6 +30,7 @@ import numpy as np
 
 from ..errors import OutputError, UsageError
 from ..faces import FaceOptions
+from ..faces.cuts import HELD_LONGEST
 from ..io import VideoReader
 from ..io.frame import Frame
 from ..io.orientation import quarter_turns, upright
@@ -186,9 +188,10 @@ def _after(restorer: Restorer) -> int:
 
 
 def _needed(chosen: list[int], restorer: Restorer) -> set[int]:
-    """Frames whose faces the chosen frames' results depend on."""
+    """Frames whose faces the chosen frames' results depend on: a held frame's face is that of
+    the picture its hold started on, up to ``HELD_LONGEST`` frames before it."""
     o = restorer.options
-    before = o.window if o.temporal == "window" else 0
+    before = HELD_LONGEST + (o.window if o.temporal == "window" else 0)
     if o.temporal == "recurrent":
         before += WARMUP
     elif restorer.masker.name != "template":
