@@ -126,7 +126,6 @@ class HeldFrames:
         self._reference: np.ndarray | None = None
         self._run = 0
         self._levels: deque[float] = deque(maxlen=HELD_HISTORY)  # of the new pictures
-        self.last_level = float("inf")
 
     def update(self, pixels: np.ndarray, cut: bool = False) -> bool:
         """Feed the next frame (``cut``: a new scene starts on it); True when it is held."""
@@ -137,7 +136,6 @@ class HeldFrames:
             level = float("inf")
         else:
             level = held_level(reference, current)
-        self.last_level = level
         if (level <= HELD_LEVEL and len(self._levels) >= 2 and self._run < self.longest
                 and level <= HELD_CONTRAST * float(np.median(self._levels))):
             self._run += 1
