@@ -196,7 +196,7 @@ def test_an_interruption_while_smoothing_reaches_the_caller() -> None:
 def test_the_smoothers_backward_pass_gives_filterpys_means() -> None:
     from filterpy.kalman import rts_smoother
 
-    from vidrestore.faces.smooth import _F4, _rts_means
+    from vidrestore.faces.smooth import _F4, _rts_means, _transitions
 
     rng = np.random.default_rng(1)
     n = 40
@@ -205,7 +205,7 @@ def test_the_smoothers_backward_pass_gives_filterpys_means() -> None:
     ps = a @ a.transpose(0, 2, 1) + np.eye(4)
     qs = b @ b.transpose(0, 2, 1) + 0.01 * np.eye(4)
     expected = rts_smoother(xs, ps, np.broadcast_to(_F4, (n, 4, 4)), qs)[0]
-    assert np.allclose(_rts_means(xs, ps, qs), expected, rtol=0, atol=1e-9)
+    assert np.allclose(_rts_means(xs, ps, *_transitions(qs)), expected, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("kind", ["sway", "pan"])

@@ -301,9 +301,9 @@ class LandmarkSmoother:
         if len(self._xs) - lo == 1:
             return self._filtered(i)
         xs, ps = np.stack(self._xs[lo:]), np.stack(self._ps[lo:])
-        qs, dts = np.stack(self._qs[lo:]), np.array(self._dt[lo:])
-        x = _rts_means(xs, ps[:, 0], qs, dts)  # centroid and shape
-        x[:, :3, 2:4] = _rts_means(xs, ps[:, 1], qs, dts)[:, :3, 2:4]  # rotation and scale
+        f, q = _transitions(np.stack(self._qs[lo:]), np.array(self._dt[lo:]))
+        x = _rts_means(xs, ps[:, 0], f, q)  # centroid and shape
+        x[:, :3, 2:4] = _rts_means(xs, ps[:, 1], f, q)[:, :3, 2:4]  # rotation and scale
         reach = self._guard_reach
         rows = np.arange(max(lo, i - reach), min(len(self._xs), i + reach + 1))
         if radius:
@@ -479,20 +479,24 @@ def _moved(q: np.ndarray, dt: int) -> tuple[np.ndarray, np.ndarray]:
     return f, q * grow
 
 
-def _rts_means(xs: np.ndarray, ps: np.ndarray, qs: np.ndarray,
-               dts: np.ndarray | None = None) -> np.ndarray:
-    """Rauch-Tung-Striebel smoothed means of the stored reduced states ``xs`` (J, 4, 10) given
-    their filtered covariances ``ps``, the one-frame noise ``qs`` of each one's transition to
-    the next (J, 4, 4) and the frames ``dts`` (J,) each transition spans, into each state (0:
-    a held frame; default 1): the same means as filterpy's ``rts_smoother``, which also works
-    out the smoothed covariances (not used here) and inverts each gain on its own, at about
-    five times the cost (40 frames); it runs for every face on every frame."""
-    spans = np.ones(len(xs), int) if dts is None else np.asarray(dts, int)
+def _transitions(qs: np.ndarray, dts: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced transitions (J-1, 4, 4) between stored states and their noise, from each
+    one's one-frame noise ``qs`` (J, 4, 4) and the frames ``dts`` (J,) spanned into each
+    state (0: a held frame; default 1 each), as :meth:`LandmarkSmoother._advance` made them."""
+    spans = np.ones(len(qs), int) if dts is None else np.asarray(dts, int)
     if (spans[1:] == 1).all():
-        f, q = np.broadcast_to(_F4, (len(xs) - 1, 4, 4)), qs[:-1]
-    else:
-        moved = [_moved(qk, int(dt)) for qk, dt in zip(qs[:-1], spans[1:], strict=True)]
-        f, q = np.stack([m[0] for m in moved]), np.stack([m[1] for m in moved])
+        return np.broadcast_to(_F4, (len(qs) - 1, 4, 4)), qs[:-1]
+    moved = [_moved(qk, int(dt)) for qk, dt in zip(qs[:-1], spans[1:], strict=True)]
+    return np.stack([m[0] for m in moved]), np.stack([m[1] for m in moved])
+
+
+def _rts_means(xs: np.ndarray, ps: np.ndarray, f: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Rauch-Tung-Striebel smoothed means of the stored reduced states ``xs`` (J, 4, 10) given
+    their filtered covariances ``ps`` and the transitions ``f`` between them and their noise
+    ``q`` (:func:`_transitions`): the same means as filterpy's ``rts_smoother``, which also
+    works out the smoothed covariances (not used here) and inverts each gain on its own, at
+    about five times the cost (40 frames); it runs for every face on every frame."""
     predicted = f @ ps[:-1] @ f.transpose(0, 2, 1) + q  # as the forward pass had them
     gains = ps[:-1] @ f.transpose(0, 2, 1) @ np.linalg.inv(predicted)
     # x_s[k] = x[k] + C[k] (x_s[k + 1] - F x[k]) = base[k] + C[k] x_s[k + 1]
