@@ -314,7 +314,7 @@ class Tracker:
                 track.last_followed = n
                 continue
             if track.misses or track.registrar is None:
-                self._miss(track, n, False)
+                self._miss(track, n, False, held)
                 continue
             registered = track.registrar.follow(pixels, track.smoother.predicted(1))
             if registered is None or track.registered_at_detection is None:
