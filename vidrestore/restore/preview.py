@@ -5,10 +5,9 @@ chosen frame (as in the full run, so track IDs, landmarks and look-ahead are the
 the faces the chosen frames depend on go through the network: the few frames before each one
 that a repeated picture takes its faces from, in ``window`` mode the window around it, with
 ``recurrent`` mode (or face-parsing masks, which are averaged along each track) also ``WARMUP``
-frames before it. In ``window`` and ``off`` modes with the
-template mask a preview frame equals the full run's frame exactly; with ``recurrent`` (or
-parsing masks) the carried state starts ``WARMUP`` (``MASK_WARMUP``) frames early, so it is
-close but not equal.
+frames before it. In ``window`` and ``off`` modes with the template mask a preview frame equals
+the full run's frame exactly; with ``recurrent`` (or parsing masks) the carried state starts
+``WARMUP`` (``MASK_WARMUP``) frames early, so it is close but not equal.
 
 Per chosen frame the source, the restored frame and both side by side are written as PNG
 (16-bit for deep sources; upright, as the video displays), and ``preview.json`` gives the
